@@ -1,0 +1,376 @@
+package main
+
+// The command line: one flag.FlagSet per subcommand, built afresh for each
+// parse, and the parsers of its operands (permissions, owners).
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// subcommand describes one subcommand's command line.
+type subcommand struct {
+	synopsis string // after "bus "
+	flags    string // the flags it takes, by name
+	minArgs  int
+	maxArgs  int
+	help     string // the rest of `bus help NAME`, example included
+}
+
+var subcommands = map[string]subcommand{
+	"create": {"create [-x] [PATH]", "x", 0, 1, `Make a bus. Without PATH, at a random path under $XDG_RUNTIME_DIR/bus/
+(or /run/bus/), printed on stdout. An existing bus is left as it is (with -x:
+an error); a stale one (its semaphores gone, e.g. after a reboot) is made
+anew in place. A file that is not a bus is never overwritten.
+
+  -x  fail if PATH exists
+
+Example:
+  bus create /run/bus/net`},
+	"remove": {"remove PATH", "", 1, 1, `Remove a bus: its semaphores, its shared memory and its file. Listeners
+still waiting on it exit with status 1. A stale bus's file is removed too.
+
+Example:
+  bus remove /run/bus/net`},
+	"broadcast": {"broadcast [-n] [-t DURATION] [-0] PATH [MESSAGE | -]", "nt0", 1, 2, `Send MESSAGE to every listener, returning once each has copied it.
+Without MESSAGE, or with -, send each line of stdin as one message, in order.
+A message is at most 2047 bytes of UTF-8 text without NUL; by convention it
+starts with the sender's pid (or 0) and a space.
+
+  -n           fail at once (status 1) if another process is broadcasting
+  -t DURATION  give up after DURATION (500ms, 2s, 1m; per message from
+               stdin): status 124, with how many listeners missed it
+  -0           with stdin: messages end with NUL, not newline
+
+Example:
+  bus broadcast /run/bus/net "$$ up eth0"`},
+	"listen": {"listen [-t DURATION] [-m REGEXP] [-r FD] [-0] PATH [COMMAND]", "tmr0", 1, 2, `Receive every message until killed. With COMMAND, run sh -c COMMAND for each
+message with $msg set to it (in order, alongside the listener); without,
+print each message on stdout, one per line.
+
+  -t DURATION  stop after DURATION: status 124
+  -m REGEXP    only messages that REGEXP (Go syntax) matches
+  -r FD        once listening, write a newline to FD and close it
+  -0           end printed messages with NUL, not newline
+
+Example:
+  bus listen /run/bus/net 'logger -t net "$msg"'`},
+	"wait": {"wait [-t DURATION] [-m REGEXP] [-r FD] [-0] PATH [COMMAND]", "tmr0", 1, 2, `Like listen, for one message (the first that -m matches). With COMMAND,
+run it with $msg set and exit with its status; without, print the message.
+
+  -t DURATION  give up after DURATION: status 124
+  -m REGEXP    wait for a message that REGEXP (Go syntax) matches
+  -r FD        once listening, write a newline to FD and close it
+  -0           end the printed message with NUL, not newline
+
+Example:
+  msg=$(bus wait -t 10s -m '^[0-9]+ ready$' /run/bus/net) || exit 1`},
+	"chmod": {"chmod PERMISSIONS PATH", "", 2, 2, `Give classes of users access to a bus. PERMISSIONS is octal (any bit of a
+class grants it: 600, 660, 666) or letters u, g, o with =, + and -, read left
+to right (a bare "ug" means "=ug"). Access is all or nothing per class.
+
+Example:
+  bus chmod ug /run/bus/net`},
+	"chown": {"chown OWNER[:GROUP] PATH", "", 2, 2, `Give a bus (its file and its objects) to another user, and group.
+OWNER and GROUP are names (from /etc/passwd, /etc/group) or numbers.
+
+Example:
+  bus chown daemon:daemon /run/bus/net`},
+	"chgrp": {"chgrp GROUP PATH", "", 2, 2, `Give a bus (its file and its objects) to another group.
+
+Example:
+  bus chgrp wheel /run/bus/net`},
+	"info": {"info PATH", "", 1, 1, `Show what a bus is made of and who is using it: keys, owners and modes,
+registered listeners, a broadcast in progress, the processes waiting on each
+semaphore, and every process that has the bus attached with its state (a
+stopped listener is what usually holds a bus up). Status 1 if it is stale.
+
+Example:
+  bus info /run/bus/net`},
+	"help": {"help [SUBCOMMAND]", "", 0, 1, `Show how to use bus, or one subcommand.
+
+Example:
+  bus help wait`},
+}
+
+var order = []string{"create", "remove", "broadcast", "listen", "wait", "chmod", "chown", "chgrp", "info", "help"}
+
+// options is a parsed command line.
+type options struct {
+	name    string
+	excl    bool           // -x
+	nowait  bool           // -n
+	nul     bool           // -0
+	timeout time.Duration  // -t, 0 for none
+	match   *regexp.Regexp // -m
+	readyFD int            // -r, -1 for none
+	args    []string
+}
+
+// usageError is a command line that is not understood: exit status 2.
+type usageError struct {
+	msg  string
+	name string // the subcommand whose synopsis to show, "" for all
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// errHelp means help was asked for and shown.
+var errHelp = errors.New("help shown")
+
+// valueFlags take a value: they may stand before the subcommand too.
+const valueFlags = "tmr"
+
+// parseArgs parses the command line. The C tool parses its flags before
+// the subcommand (bus -n broadcast ...), its manual writes them after: both
+// are accepted, by moving those found before the subcommand after it.
+func parseArgs(args []string, stdout io.Writer) (*options, error) {
+	var pre []string
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pre = append(pre, a)
+			i++
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			break
+		}
+		pre = append(pre, a)
+		if name := strings.TrimLeft(a, "-"); len(name) == 1 && strings.Contains(valueFlags, name) && i+1 < len(args) {
+			i++
+			pre = append(pre, args[i])
+		}
+	}
+	if i >= len(args) {
+		for _, a := range pre {
+			if a == "-h" || a == "-help" || a == "--help" {
+				fmt.Fprint(stdout, helpText(""))
+				return nil, errHelp
+			}
+		}
+		return nil, &usageError{msg: "no subcommand"}
+	}
+	name := args[i]
+	sc, ok := subcommands[name]
+	if !ok {
+		return nil, &usageError{msg: fmt.Sprintf("unknown subcommand %q", name)}
+	}
+	o := &options{name: name, readyFD: -1}
+	fs := flag.NewFlagSet("bus "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	for _, f := range sc.flags {
+		switch f {
+		case 'x':
+			fs.BoolVar(&o.excl, "x", false, "")
+		case 'n':
+			fs.BoolVar(&o.nowait, "n", false, "")
+		case '0':
+			fs.BoolVar(&o.nul, "0", false, "")
+		case 't':
+			fs.Func("t", "", func(s string) error {
+				d, err := time.ParseDuration(s)
+				if err != nil {
+					return errors.New("not a duration (try 500ms, 2s, 1m)")
+				}
+				if d <= 0 {
+					return errors.New("the duration must be more than 0")
+				}
+				o.timeout = d
+				return nil
+			})
+		case 'm':
+			fs.Func("m", "", func(s string) (err error) {
+				o.match, err = regexp.Compile(s)
+				if err != nil {
+					return errors.New(strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+				}
+				return nil
+			})
+		case 'r':
+			fs.Func("r", "", func(s string) error {
+				fd, err := parseFD(s)
+				o.readyFD = fd
+				return err
+			})
+		}
+	}
+	rest := append(pre, args[i+1:]...)
+	if err := fs.Parse(rest); err != nil {
+		if err == flag.ErrHelp {
+			fmt.Fprint(stdout, helpText(name))
+			return nil, errHelp
+		}
+		return nil, &usageError{msg: flagMessage(err), name: name}
+	}
+	o.args = fs.Args()
+	if n := len(o.args); n < sc.minArgs || n > sc.maxArgs {
+		what := "missing operand"
+		if n > sc.maxArgs {
+			what = fmt.Sprintf("extra operand %q", o.args[sc.maxArgs])
+		}
+		return nil, &usageError{msg: what, name: name}
+	}
+	return o, nil
+}
+
+// flagMessage rewords the flag package's errors as one line.
+func flagMessage(err error) string {
+	s := err.Error()
+	if rest, ok := strings.CutPrefix(s, "invalid value "); ok {
+		// invalid value "x" for flag -t: why
+		if v, why, ok := strings.Cut(rest, ": "); ok {
+			val, flagName, _ := strings.Cut(v, " for flag ")
+			return fmt.Sprintf("%s %s: %s", flagName, val, why)
+		}
+	}
+	return strings.Replace(s, "provided but not defined", "not known", 1)
+}
+
+// parseFD parses -r's file descriptor and checks that it is open.
+func parseFD(s string) (int, error) {
+	fd := 0
+	if s == "" || len(s) > 9 {
+		return -1, errors.New("not a file descriptor number")
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return -1, errors.New("not a file descriptor number")
+		}
+		fd = fd*10 + int(c-'0')
+	}
+	var st syscall.Stat_t
+	if syscall.Fstat(fd, &st) != nil {
+		return -1, errors.New("not an open file descriptor")
+	}
+	return fd, nil
+}
+
+func helpText(name string) string {
+	if sc, ok := subcommands[name]; ok {
+		return "usage: bus " + sc.synopsis + "\n\n" + sc.help + "\n"
+	}
+	var b strings.Builder
+	b.WriteString("bus: broadcast short messages between processes on this machine\n\nusage:\n")
+	for _, n := range order {
+		b.WriteString("  bus " + subcommands[n].synopsis + "\n")
+	}
+	b.WriteString(`
+Exit status: 0 done, 1 failed, 2 command line not understood, 124 timed out;
+wait with COMMAND exits with the command's status.
+
+Example:
+  bus=$(bus create)
+  bus listen "$bus" &
+  bus broadcast "$bus" "$$ hello"
+  bus remove "$bus"
+
+'bus help SUBCOMMAND' tells more of one.
+`)
+	return b.String()
+}
+
+func synopsis(name string) string {
+	if sc, ok := subcommands[name]; ok {
+		return "usage: bus " + sc.synopsis
+	}
+	return "usage: bus SUBCOMMAND [ARGS]; subcommands: " + strings.Join(order, ", ") + "; see 'bus help'"
+}
+
+// parseMode parses chmod's PERMISSIONS into a function of the classes that
+// are granted now (objMode bits). Octal: any bit of a class grants it.
+// Letters: u, g, o (and a) with =, + and -, left to right, as if the string
+// began with = (so "g" alone means the group only, "+o" adds others).
+func parseMode(s string) (func(current uint32) uint32, error) {
+	if s == "" {
+		return nil, errors.New("empty permissions")
+	}
+	if strings.Trim(s, "01234567") == "" {
+		if len(s) > 4 {
+			return nil, fmt.Errorf("permissions %q: octal mode too long", s)
+		}
+		var m uint32
+		for _, c := range s {
+			m = m<<3 | uint32(c-'0')
+		}
+		return func(uint32) uint32 { return m & 0o777 }, nil
+	}
+	if strings.Trim(s, "ugoa=+-") != "" {
+		return nil, fmt.Errorf("permissions %q: use octal (660) or u, g, o with =, + and - (ug, +o, u-g)", s)
+	}
+	return func(current uint32) uint32 {
+		m := current
+		op, fresh := '=', true // fresh: the next letter under = starts from none
+		for _, c := range s {
+			var class uint32
+			switch c {
+			case '=', '+', '-':
+				op, fresh = c, c == '='
+				continue
+			case 'u':
+				class = 0o700
+			case 'g':
+				class = 0o070
+			case 'o':
+				class = 0o007
+			case 'a':
+				class = 0o777
+			}
+			switch op {
+			case '=':
+				if fresh {
+					m, fresh = 0, false
+				}
+				m |= class
+			case '+':
+				m |= class
+			case '-':
+				m &^= class
+			}
+		}
+		return m
+	}, nil
+}
+
+// parseOwner parses OWNER[:GROUP] (or GROUP alone for chgrp) into ids, -1
+// for a part not given.
+func parseOwner(s string, groupOnly bool) (uid, gid int, err error) {
+	user, group, hasGroup := s, "", false
+	if groupOnly {
+		user, group, hasGroup = "", s, true
+	} else {
+		user, group, hasGroup = strings.Cut(s, ":")
+	}
+	uid, gid = -1, -1
+	if !groupOnly {
+		if user == "" {
+			return 0, 0, &usageError{msg: fmt.Sprintf("owner %q: no user name", s), name: "chown"}
+		}
+		var ok bool
+		if uid, ok = lookupID("/etc/passwd", user); !ok {
+			return 0, 0, fmt.Errorf("no such user %q (not in /etc/passwd)", user)
+		}
+	}
+	if hasGroup {
+		if group == "" {
+			name := "chown"
+			if groupOnly {
+				name = "chgrp"
+			}
+			return 0, 0, &usageError{msg: fmt.Sprintf("group %q: no group name", s), name: name}
+		}
+		var ok bool
+		if gid, ok = lookupID("/etc/group", group); !ok {
+			return 0, 0, fmt.Errorf("no such group %q (not in /etc/group)", group)
+		}
+	}
+	return uid, gid, nil
+}

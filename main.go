@@ -1,0 +1,455 @@
+// Command bus broadcasts short messages between processes on one Linux
+// machine, through System V semaphores and shared memory, with no daemon.
+// It speaks the format of maandree's bus and libbus, with a broadcast
+// protocol that does not deadlock (see proto.go).
+//
+//	bus create [-x] [PATH]
+//	bus remove PATH
+//	bus broadcast [-n] [-t DURATION] [-0] PATH [MESSAGE | -]
+//	bus listen [-t DURATION] [-m REGEXP] [-r FD] [-0] PATH [COMMAND]
+//	bus wait [-t DURATION] [-m REGEXP] [-r FD] [-0] PATH [COMMAND]
+//	bus chmod PERMISSIONS PATH
+//	bus chown OWNER[:GROUP] PATH
+//	bus chgrp GROUP PATH
+//	bus info PATH
+//	bus help [SUBCOMMAND]
+//
+// Exit status: 0 done, 1 failed, 2 usage, 124 timed out; wait with COMMAND
+// exits with the command's status.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	os.Exit(exitStatus(err, os.Stderr))
+}
+
+// exitError carries a status with no message: wait's command's status.
+type exitError int
+
+func (e exitError) Error() string { return "exit status " + strconv.Itoa(int(e)) }
+
+// exitStatus reports err on stderr and maps it to the exit status.
+func exitStatus(err error, stderr io.Writer) int {
+	var usage *usageError
+	var status exitError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, &status):
+		return int(status)
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "bus: %s\n%s\n", usage.msg, synopsis(usage.name))
+		return 2
+	}
+	fmt.Fprintf(stderr, "bus: %v\n", err)
+	if errors.Is(err, errTimeout) {
+		return 124
+	}
+	return 1
+}
+
+// run runs the command line args.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	o, err := parseArgs(args, stdout)
+	if err != nil {
+		return err
+	}
+	var deadline time.Time
+	if o.timeout > 0 {
+		deadline = time.Now().Add(o.timeout)
+	}
+	switch o.name {
+	case "help":
+		name := ""
+		if len(o.args) == 1 {
+			name = o.args[0]
+			if _, ok := subcommands[name]; !ok {
+				return &usageError{msg: fmt.Sprintf("no subcommand %q", name), name: "help"}
+			}
+		}
+		fmt.Fprint(stdout, helpText(name))
+		return nil
+	case "create":
+		path := ""
+		if len(o.args) == 1 {
+			path = o.args[0]
+		}
+		p, err := Create(path, o.excl)
+		if err == nil && path == "" {
+			fmt.Fprintln(stdout, p)
+		}
+		return err
+	case "remove":
+		note, err := Remove(o.args[0])
+		if note != "" {
+			fmt.Fprintf(stderr, "bus: %s\n", note)
+		}
+		return err
+	case "broadcast":
+		return broadcast(o, stdin)
+	case "listen", "wait":
+		return listen(o, deadline, stdout, stderr)
+	case "chmod":
+		mode, err := parseMode(o.args[0])
+		if err != nil {
+			return &usageError{msg: err.Error(), name: "chmod"}
+		}
+		return Chmod(o.args[1], mode)
+	case "chown", "chgrp":
+		uid, gid, err := parseOwner(o.args[0], o.name == "chgrp")
+		if err != nil {
+			var u *usageError
+			if errors.As(err, &u) {
+				return err
+			}
+			return fmt.Errorf("%s: %w", o.args[1], err)
+		}
+		return Chown(o.args[1], uid, gid)
+	case "info":
+		return info(o.args[0], stdout)
+	}
+	return &usageError{msg: "unknown subcommand " + o.name}
+}
+
+// broadcast sends the message operand, or each record of stdin.
+func broadcast(o *options, stdin io.Reader) error {
+	path := o.args[0]
+	if len(o.args) == 2 && o.args[1] != "-" {
+		msg := []byte(o.args[1])
+		if err := checkMessage(msg); err != nil {
+			return fmt.Errorf("%s: %w; nothing sent", path, err)
+		}
+		b, err := Open(path, false)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		return send(b, msg, o)
+	}
+	b, err := Open(path, false)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	sep := byte('\n')
+	what := "line"
+	if o.nul {
+		sep, what = 0, "record"
+	}
+	r := bufio.NewReaderSize(stdin, shmSize+1)
+	for n := 1; ; n++ {
+		rec, err := r.ReadSlice(sep)
+		if err == bufio.ErrBufferFull {
+			return fmt.Errorf("%s: stdin %s %d: message too long (at most %d bytes); it and what follows were not sent", path, what, n, maxMessage)
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("%s: reading stdin: %w", path, err)
+		}
+		if len(rec) == 0 && err == io.EOF {
+			return nil
+		}
+		rec = bytes.TrimSuffix(rec, []byte{sep})
+		if cerr := checkMessage(rec); cerr != nil {
+			return fmt.Errorf("%s: stdin %s %d: %w; it and what follows were not sent", path, what, n, cerr)
+		}
+		if err := send(b, rec, o); err != nil {
+			return err
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+}
+
+// send broadcasts one message, with -n and -t (the deadline is per message).
+func send(b *Bus, msg []byte, o *options) error {
+	var deadline time.Time
+	if o.timeout > 0 {
+		deadline = time.Now().Add(o.timeout)
+	}
+	missed, err := b.Broadcast(msg, deadline, o.nowait)
+	switch {
+	case err == errBusy:
+		return failf(b.Path, err, "busy: another process is broadcasting (-n); nothing sent")
+	case err == errTimeout && missed < 0:
+		return failf(b.Path, err, "timed out after %v waiting for the bus (a broadcast or a listener holds it up; `bus info %s` shows who); nothing sent", o.timeout, b.Path)
+	case err == errTimeout:
+		return failf(b.Path, err, "timed out after %v: %d listener(s) had not taken the message", o.timeout, missed)
+	}
+	return err
+}
+
+// listen receives messages for listen and wait.
+func listen(o *options, deadline time.Time, stdout, stderr io.Writer) error {
+	once := o.name == "wait"
+	b, err := Open(o.args[0], true)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if err := b.Join(deadline); err != nil {
+		return timeoutWords(b, err, o)
+	}
+	if o.readyFD >= 0 {
+		// Registered: no broadcast from now on can be missed.
+		f := os.NewFile(uintptr(o.readyFD), "ready")
+		f.Write([]byte{'\n'})
+		f.Close()
+	}
+	var run *runner
+	if len(o.args) == 2 {
+		run = newRunner(o.args[1], stdout, stderr)
+		if !once {
+			defer run.stop()
+		}
+	}
+	sep := byte('\n')
+	if o.nul {
+		sep = 0
+	}
+	var buf [shmSize + 1]byte // the message and its separator
+	for {
+		n, err := b.Next((*[shmSize]byte)(buf[:shmSize]), deadline)
+		if err != nil {
+			return timeoutWords(b, err, o)
+		}
+		msg := buf[:n]
+		matched := o.match == nil || o.match.Match(msg)
+		var stayErr error
+		if once && matched {
+			stayErr = b.Leave()
+		} else {
+			stayErr = b.Stay(deadline)
+		}
+		if matched {
+			if run != nil {
+				if once {
+					return run.wait(msg)
+				}
+				run.start(msg)
+			} else {
+				buf[n] = sep
+				if _, err := stdout.Write(buf[:n+1]); err != nil {
+					return fmt.Errorf("writing a message: %w", err)
+				}
+			}
+			if once {
+				return stayErr
+			}
+		}
+		if stayErr != nil {
+			return timeoutWords(b, stayErr, o)
+		}
+	}
+}
+
+func timeoutWords(b *Bus, err error, o *options) error {
+	if err == errTimeout {
+		what := "no message"
+		if o.match != nil {
+			what = "no matching message"
+		}
+		return failf(b.Path, err, "timed out after %v: %s", o.timeout, what)
+	}
+	return err
+}
+
+// runner runs sh -c COMMAND with $msg for each message, started in message
+// order by one goroutine, so that starting a process never holds up the
+// listener's round, and each reaped by a goroutine of its own.
+type runner struct {
+	command        string
+	stdout, stderr io.Writer
+	queue          chan string
+	done           chan struct{}
+}
+
+func newRunner(command string, stdout, stderr io.Writer) *runner {
+	r := &runner{command: command, stdout: stdout, stderr: stderr}
+	return r
+}
+
+func (r *runner) cmd(msg []byte) *exec.Cmd {
+	c := exec.Command("sh", "-c", r.command)
+	c.Env = append(os.Environ(), "msg="+string(msg))
+	c.Stdin, c.Stdout, c.Stderr = nil, r.stdout, r.stderr
+	return c
+}
+
+func (r *runner) start(msg []byte) {
+	if r.queue == nil {
+		r.queue = make(chan string, 1024)
+		r.done = make(chan struct{})
+		go func() {
+			defer close(r.done)
+			for m := range r.queue {
+				c := r.cmd([]byte(m))
+				if err := c.Start(); err != nil {
+					fmt.Fprintf(r.stderr, "bus: running the command: %v\n", err)
+					continue
+				}
+				go c.Wait() // reap it
+			}
+		}()
+	}
+	r.queue <- string(msg)
+}
+
+// stop waits until every queued command has started.
+func (r *runner) stop() {
+	if r.queue != nil {
+		close(r.queue)
+		<-r.done
+	}
+}
+
+// wait runs the command for msg and returns its exit status.
+func (r *runner) wait(msg []byte) error {
+	err := r.cmd(msg).Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return exitError(128 + int(ws.Signal()))
+		}
+		return exitError(ee.ExitCode())
+	}
+	if err != nil {
+		return fmt.Errorf("running the command: %w", err)
+	}
+	return nil
+}
+
+// info prints what a bus is made of and who uses it.
+func info(path string, stdout io.Writer) error {
+	stale, sem, shm, st, err := staleness(path)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintf(w, "bus file\t%s\towner %s\tgroup %s\tmode %s\n", path, userName(st.Uid), groupName(st.Gid), modeString(st.Mode&0o777))
+	semE, semOK := procObject(true, sem)
+	shmE, shmOK := procObject(false, shm)
+	object := func(name string, key int32, e procEntry, ok bool, extra string) {
+		if !ok {
+			fmt.Fprintf(w, "%s\tkey %d\tGONE\n", name, key)
+			return
+		}
+		fmt.Fprintf(w, "%s\tkey %d, id %d\towner %s\tgroup %s\tmode %s%s\n", name, key, e.id, userName(e.uid), groupName(e.gid), modeString(e.perms&0o777), extra)
+	}
+	object("semaphores", sem, semE, semOK, "")
+	object("shared memory", shm, shmE, shmOK, fmt.Sprintf("\tattached %d", shmE.nattch))
+	if stale {
+		w.Flush()
+		return failf(path, errStale, "stale bus: its objects are gone; `bus create %s` makes it anew, `bus remove %s` removes it", path, path)
+	}
+	semid := int(semE.id)
+	var vals, ncnt, zcnt, pids [nsems]int
+	for i := range nsems {
+		var e syscall.Errno
+		if vals[i], e = semctl(semid, i, semGetval, 0); e != 0 {
+			fmt.Fprintf(w, "semaphores\tcannot be read: %v\n", e)
+			return nil
+		}
+		ncnt[i], _ = semctl(semid, i, semGetn, 0)
+		zcnt[i], _ = semctl(semid, i, semGetz, 0)
+		pids[i], _ = semctl(semid, i, semGetpid, 0)
+	}
+	fmt.Fprintf(w, "listeners\t%d registered\t%d copying a message\n", vals[semS], vals[semW])
+	switch {
+	case vals[semX] == 0 && vals[semN] > 0:
+		fmt.Fprintf(w, "broadcast\tin progress: published, waiting for %d listener(s) to take it\n", vals[semS])
+	case vals[semX] == 0:
+		fmt.Fprintf(w, "broadcast\tin progress: waiting for listeners to finish copying\n")
+	default:
+		fmt.Fprintf(w, "broadcast\tnone in progress\n")
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "semaphore\tvalue\twaiting to take\twaiting for 0\tlast pid\n")
+	for i, name := range []string{"S listeners", "W copying", "X writers' lock", "Q gate", "N publishing"} {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\n", name, vals[i], ncnt[i], zcnt[i], pids[i])
+	}
+	fmt.Fprintln(w)
+	procs := attached(shm)
+	fmt.Fprintf(w, "attached\t%d process(es)\n", len(procs))
+	if len(procs) > 0 {
+		fmt.Fprintf(w, "pid\tstate\tcommand\n")
+		for _, p := range procs {
+			fmt.Fprintf(w, "%d\t%s\t%s\n", p.pid, p.state, p.cmd)
+		}
+	}
+	return nil
+}
+
+type proc struct {
+	pid   int
+	state string
+	cmd   string
+}
+
+// attached lists the processes that have the segment of key mapped, from
+// /proc/PID/maps, where it shows as /SYSV followed by the key in hex.
+func attached(key int32) []proc {
+	name := fmt.Sprintf("/SYSV%08x", uint32(key))
+	dirs, _ := os.ReadDir("/proc")
+	var out []proc
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		maps, err := os.ReadFile("/proc/" + d.Name() + "/maps")
+		if err != nil || !bytes.Contains(maps, []byte(name)) {
+			continue
+		}
+		p := proc{pid: pid, state: "?", cmd: "?"}
+		if comm, err := os.ReadFile("/proc/" + d.Name() + "/comm"); err == nil {
+			p.cmd = strings.TrimSpace(string(comm))
+		}
+		if stat, err := os.ReadFile("/proc/" + d.Name() + "/stat"); err == nil {
+			if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) {
+				p.state = procState(stat[i+2])
+			}
+		}
+		if cmdline, err := os.ReadFile("/proc/" + d.Name() + "/cmdline"); err == nil && len(cmdline) > 0 {
+			p.cmd = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].pid < out[j].pid })
+	return out
+}
+
+func procState(c byte) string {
+	switch c {
+	case 'R':
+		return "running"
+	case 'S':
+		return "sleeping"
+	case 'D':
+		return "waiting on disk"
+	case 'T':
+		return "STOPPED"
+	case 't':
+		return "stopped by a tracer"
+	case 'Z':
+		return "zombie"
+	}
+	return string(c)
+}

@@ -1,0 +1,941 @@
+package main
+
+// The bus protocol: the bus file, its System V objects, and the race-free
+// broadcast of ../shared/design/protocol.md, section 4.
+//
+// Why the groups are what they are (each {…} is one atomic semop call):
+//   - A listener joins with { X -1, X +1, W 0, S +1, Q +1 } so it never joins
+//     inside a writer's round or while a message is being copied (race R3).
+//   - It takes W in the same call that lets it through the gate { Q 0, W +1 },
+//     so no writer (which waits for W = 0) can touch the segment before the
+//     copy is done, even when a dead writer left the gate open.
+//   - It re-arms and gives W back in one call { S +1, Q +1, W -1 }, so every
+//     listener is armed before the next writer can publish (race R1).
+//   - Between counting out and re-arming it waits only for N = 0, never for
+//     S = 0, so a fast listener cannot hide the zero from a slow one (R2).
+//   - A writer closes the gate as it takes X { X -1, Q +1 }, publishes only
+//     once no listener holds W { W 0, N +1 }, and ends the round only when
+//     every listener has counted out { S 0, N -1, X +1 }.
+//
+// Every adjustment of S, W, X and N, and a listener's arm of Q, is SEM_UNDO,
+// so a killed process leaves the bus usable. A writer's gate close is not:
+// the next release clears it. SETVAL (Q := 0) clears every process's undo of
+// Q, so a released arm is never undone while an unreleased one is.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// Semaphore indices: the order is part of the format.
+const (
+	semS = iota // registered listeners
+	semW        // listeners holding a released message
+	semX        // writers' mutex, 1 when free
+	semQ        // the gate: armed listeners wait for 0
+	semN        // 1 while a writer is between publishing and finishing
+	nsems
+)
+
+const (
+	shmSize    = 2048
+	maxMessage = shmSize - 1 // the segment holds the text and its NUL
+	maxKey     = 1<<30 - 1
+)
+
+// The protocol's semop groups. Package variables, so that the hot loops
+// hand the kernel a pointer without allocating.
+var (
+	opJoin     = []sembuf{{semX, -1, 0}, {semX, 1, 0}, {semW, 0, 0}, {semS, 1, semUndo}, {semQ, 1, semUndo}}
+	opReleased = []sembuf{{semQ, 0, 0}, {semW, 1, semUndo}}
+	opCountOut = []sembuf{{semS, -1, semUndo}}
+	opDropW    = []sembuf{{semW, -1, semUndo}}
+	opWaitN    = []sembuf{{semN, 0, 0}}
+	opRearm    = []sembuf{{semS, 1, semUndo}, {semQ, 1, semUndo}, {semW, -1, semUndo}}
+	opLeave    = []sembuf{{semS, -1, semUndo}, {semW, -1, semUndo}}
+
+	opTake       = []sembuf{{semX, -1, semUndo}, {semQ, 1, 0}}
+	opTakeNowait = []sembuf{{semX, -1, semUndo | ipcNowait}, {semQ, 1, 0}}
+	opPublish    = []sembuf{{semW, 0, 0}, {semN, 1, semUndo}}
+	opUntake     = []sembuf{{semX, 1, semUndo}}
+	opFinish     = []sembuf{{semS, 0, 0}, {semN, -1, semUndo}, {semX, 1, semUndo}}
+	opCloseGate  = []sembuf{{semQ, 1, 0}}
+	opGiveUp     = []sembuf{{semN, -1, semUndo}, {semX, 1, semUndo}}
+)
+
+// Re-release: a writer waiting for S = 0 sets Q := 0 again after these
+// waits, doubling, which frees C listeners that armed after the release.
+// Listeners of this project never need it.
+const (
+	rereleaseFirst = 500 * time.Microsecond
+	rereleaseMax   = 16 * time.Millisecond
+)
+
+// Bus is an open bus.
+type Bus struct {
+	Path   string
+	SemKey int32
+	ShmKey int32
+	semid  int
+	shmid  int
+	mem    []byte // the attached segment; read-only for listeners
+}
+
+// Errors that main maps to exit statuses or that callers test for.
+var (
+	errTimeout = errors.New("timed out")
+	errBusy    = errors.New("another process is broadcasting")
+	errStale   = errors.New("stale bus")
+)
+
+// busError is a failure on one bus: "PATH: what".
+type busError struct {
+	path string
+	what string
+	err  error // wrapped, for errors.Is
+}
+
+func (e *busError) Error() string { return e.path + ": " + e.what }
+func (e *busError) Unwrap() error { return e.err }
+
+func failf(path string, err error, format string, args ...any) error {
+	return &busError{path: path, what: fmt.Sprintf(format, args...), err: err}
+}
+
+// parseKeys reads the bus file's contents: two lines, each a decimal key in
+// 1..2^30-1 ended by a newline, and nothing else.
+func parseKeys(data []byte) (sem, shm int32, err error) {
+	var keys [2]int32
+	rest := data
+	for i := range keys {
+		nl := bytes.IndexByte(rest, '\n')
+		if nl < 0 {
+			if len(rest) == 0 {
+				if i == 0 {
+					return 0, 0, errors.New("empty")
+				}
+				return 0, 0, errors.New("only one line")
+			}
+			return 0, 0, fmt.Errorf("line %d is not ended by a newline", i+1)
+		}
+		line := rest[:nl]
+		rest = rest[nl+1:]
+		k, err := parseKey(line)
+		if err != nil {
+			return 0, 0, fmt.Errorf("line %d %w", i+1, err)
+		}
+		keys[i] = k
+	}
+	if len(rest) != 0 {
+		return 0, 0, errors.New("more than two lines")
+	}
+	return keys[0], keys[1], nil
+}
+
+func parseKey(line []byte) (int32, error) {
+	if len(line) == 0 {
+		return 0, errors.New("is empty")
+	}
+	neg := line[0] == '-'
+	digits := line
+	if neg || line[0] == '+' {
+		digits = line[1:]
+	}
+	if len(digits) == 0 || len(digits) > 19 {
+		return 0, errors.New("is not a decimal key")
+	}
+	var v int64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, errors.New("is not a decimal key")
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg || v < 1 || v > maxKey {
+		return 0, fmt.Errorf("is out of range (keys are 1 to %d)", maxKey)
+	}
+	return int32(v), nil
+}
+
+func formatKeys(sem, shm int32) []byte {
+	return []byte(strconv.Itoa(int(sem)) + "\n" + strconv.Itoa(int(shm)) + "\n")
+}
+
+// readBusFile reads and parses a bus file without blocking on a FIFO or
+// reading more than a bus file can hold.
+func readBusFile(path string) (sem, shm int32, info os.FileInfo, err error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return 0, 0, nil, fileError(path, "reading", err)
+	}
+	defer f.Close()
+	info, err = f.Stat()
+	if err != nil {
+		return 0, 0, nil, fileError(path, "reading", err)
+	}
+	if info.IsDir() {
+		return 0, 0, info, failf(path, nil, "is a directory, not a bus file")
+	}
+	if !info.Mode().IsRegular() {
+		return 0, 0, info, failf(path, nil, "not a bus file (not a regular file)")
+	}
+	buf := make([]byte, 64)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return 0, 0, info, fileError(path, "reading", err)
+	}
+	if n == len(buf) {
+		return 0, 0, info, failf(path, nil, "not a bus file (too long)")
+	}
+	sem, shm, err = parseKeys(buf[:n])
+	if err != nil {
+		return 0, 0, info, failf(path, err, "not a bus file (%v)", err)
+	}
+	return sem, shm, info, nil
+}
+
+// fileError words a failure on the bus file itself.
+func fileError(path, doing string, err error) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return failf(path, err, "%s: %v", doing, err)
+	}
+	switch errno {
+	case syscall.ENOENT:
+		return failf(path, err, "no such bus file")
+	case syscall.ENOTDIR:
+		return failf(path, err, "no such bus file (a parent is not a directory)")
+	case syscall.EACCES, syscall.EPERM:
+		return failf(path, err, "permission denied %s the bus file%s", doing, ownerNote(path))
+	case syscall.ELOOP:
+		return failf(path, err, "too many levels of symbolic links")
+	}
+	return failf(path, err, "%s the bus file: %v", doing, errno)
+}
+
+// ownerNote says who owns path and its mode, for permission errors.
+func ownerNote(path string) string {
+	var st syscall.Stat_t
+	if syscall.Stat(path, &st) != nil {
+		if syscall.Stat(filepath.Dir(path), &st) != nil {
+			return ""
+		}
+		return fmt.Sprintf(" (its folder belongs to %s, mode %s)", userName(st.Uid), modeString(st.Mode&0o777))
+	}
+	return fmt.Sprintf(" (it belongs to %s, mode %s)", userName(st.Uid), modeString(st.Mode&0o777))
+}
+
+func modeString(m uint32) string {
+	const rwx = "rwxrwxrwx"
+	b := []byte("---------")
+	for i := range b {
+		if m&(1<<(8-i)) != 0 {
+			b[i] = rwx[i]
+		}
+	}
+	return string(b)
+}
+
+// Open opens the bus at path. A listener attaches the segment read-only.
+func Open(path string, listener bool) (*Bus, error) {
+	sem, shm, _, err := readBusFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bus{Path: path, SemKey: sem, ShmKey: shm}
+	// Asking for the permissions here, rather than finding out at the first
+	// semop, lets the error say which one is missing and whose bus it is.
+	shmPerm, shmFlag, role := 0o600, 0, "broadcasting"
+	if listener {
+		shmPerm, shmFlag, role = 0o400, shmRdonly, "listening"
+	}
+	var e syscall.Errno
+	if b.semid, e = semget(sem, nsems, 0o600); e != 0 {
+		return nil, b.objectError("semaphores", sem, role, "read and write", e)
+	}
+	if b.shmid, e = shmget(shm, shmSize, shmPerm); e != 0 {
+		need := "read and write"
+		if listener {
+			need = "read"
+		}
+		return nil, b.objectError("shared memory", shm, role, need, e)
+	}
+	if b.mem, e = shmat(b.shmid, shmFlag, shmSize); e != 0 {
+		return nil, b.objectError("shared memory", shm, role, "read", e)
+	}
+	return b, nil
+}
+
+// objectError words a failure to reach one of the bus's objects.
+func (b *Bus) objectError(what string, key int32, role, need string, e syscall.Errno) error {
+	switch e {
+	case syscall.ENOENT, syscall.EIDRM:
+		return failf(b.Path, errStale, "stale bus: its %s (key %d) are gone; `bus create %s` makes it anew, `bus remove %s` removes it", what, key, b.Path, b.Path)
+	case syscall.EACCES, syscall.EPERM:
+		owner := ""
+		if o, ok := procObject(what == "semaphores", key); ok {
+			owner = fmt.Sprintf(", which belongs to %s, mode %s", userName(o.uid), modeString(o.perms))
+		}
+		return failf(b.Path, e, "permission denied: %s needs %s permission on the bus's %s%s", role, need, what, owner)
+	case syscall.EINVAL:
+		return failf(b.Path, e, "not a bus: the %s of key %d are not a bus's (wrong size)", what, key)
+	}
+	return failf(b.Path, e, "opening the %s (key %d): %v", what, key, e)
+}
+
+// Close detaches the segment. Semaphore adjustments need no closing.
+func (b *Bus) Close() {
+	if b.mem != nil {
+		shmdt(b.mem)
+		b.mem = nil
+	}
+}
+
+// semop applies ops, retrying on EINTR (the Go runtime signals its threads)
+// with the time left until deadline; the zero deadline waits forever.
+func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
+	for {
+		var e syscall.Errno
+		if deadline.IsZero() {
+			e = semtimedop(b.semid, ops, nil)
+		} else {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return errTimeout
+			}
+			ts := timespec{uintptr(left / time.Second), uintptr(left % time.Second)}
+			e = semtimedop(b.semid, ops, &ts)
+		}
+		switch e {
+		case 0:
+			return nil
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			if ops[0].flg&ipcNowait != 0 {
+				return errBusy
+			}
+			return errTimeout
+		}
+		return b.semError(e)
+	}
+}
+
+func (b *Bus) semError(e syscall.Errno) error {
+	switch e {
+	case syscall.EIDRM, syscall.EINVAL:
+		return failf(b.Path, e, "the bus was removed")
+	case syscall.EACCES:
+		return b.objectError("semaphores", b.SemKey, "using the bus", "read and write", e)
+	case syscall.ERANGE:
+		return failf(b.Path, e, "a semaphore is at its maximum (SEMVMX): `bus info %s` shows which", b.Path)
+	}
+	return failf(b.Path, e, "semop: %v", e)
+}
+
+func (b *Bus) setQ0() error {
+	if _, e := semctl(b.semid, semQ, semSetval, 0); e != 0 {
+		return b.semError(e)
+	}
+	return nil
+}
+
+// Join registers a listener; from its return on, no broadcast is missed.
+func (b *Bus) Join(deadline time.Time) error { return b.semop(opJoin, deadline) }
+
+// Next waits for the next message and copies it into buf (at most 2048
+// bytes, up to the first NUL), returning its length. On success the
+// listener holds W: it must call Stay or Leave next. On a timeout it has
+// left the bus: its arm of Q is undone when the process exits.
+func (b *Bus) Next(buf *[shmSize]byte, deadline time.Time) (int, error) {
+	if err := b.semop(opReleased, deadline); err != nil {
+		if err == errTimeout {
+			b.semop(opCountOut, time.Time{})
+		}
+		return 0, err
+	}
+	copy(buf[:], b.mem)
+	n := bytes.IndexByte(buf[:], 0)
+	if n < 0 {
+		n = maxMessage // never trust the segment: a peer may not end it
+	}
+	return n, nil
+}
+
+// Stay finishes the listener's part of the round and re-arms for the next.
+// On a timeout it has left the bus.
+func (b *Bus) Stay(deadline time.Time) error {
+	if err := b.semop(opCountOut, time.Time{}); err != nil {
+		return err
+	}
+	if err := b.semop(opWaitN, deadline); err != nil {
+		if err == errTimeout {
+			b.semop(opDropW, time.Time{})
+		}
+		return err
+	}
+	return b.semop(opRearm, time.Time{})
+}
+
+// Leave unregisters a listener that has just copied a message.
+func (b *Bus) Leave() error { return b.semop(opLeave, time.Time{}) }
+
+// Broadcast sends msg to every registered listener and returns once each
+// has copied it. With a deadline it gives up when it passes, with
+// errTimeout: missed is -1 if nothing was sent, else how many listeners
+// had not taken the message.
+func (b *Bus) Broadcast(msg []byte, deadline time.Time, nowait bool) (missed int, err error) {
+	take := opTake
+	if nowait {
+		take = opTakeNowait
+	}
+	if err := b.semop(take, deadline); err != nil {
+		return -1, err
+	}
+	if err := b.semop(opPublish, deadline); err != nil {
+		b.semop(opUntake, time.Time{})
+		return -1, err
+	}
+	n := copy(b.mem[:maxMessage], msg)
+	b.mem[n] = 0
+	if err := b.setQ0(); err != nil {
+		return 0, err
+	}
+	wait := rereleaseFirst
+	for {
+		until := time.Now().Add(wait)
+		if !deadline.IsZero() && deadline.Before(until) {
+			until = deadline
+		}
+		err := b.semop(opFinish, until)
+		if err != errTimeout {
+			return 0, err
+		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			break
+		}
+		if err := b.setQ0(); err != nil { // release listeners that armed late
+			return 0, err
+		}
+		wait = min(2*wait, rereleaseMax)
+	}
+	// Close the gate before finishing, so that no listener that was not
+	// released yet slips through to the next writer's segment.
+	if err := b.semop(opCloseGate, time.Time{}); err != nil {
+		return 0, err
+	}
+	missed, _ = semctl(b.semid, semS, semGetval, 0)
+	if err := b.semop(opGiveUp, time.Time{}); err != nil {
+		return 0, err
+	}
+	return missed, errTimeout
+}
+
+// checkMessage says why msg cannot be sent, or returns nil.
+func checkMessage(msg []byte) error {
+	if len(msg) > maxMessage {
+		return fmt.Errorf("message too long (%d bytes; at most %d)", len(msg), maxMessage)
+	}
+	if i := bytes.IndexByte(msg, 0); i >= 0 {
+		return fmt.Errorf("message has a NUL byte at offset %d", i)
+	}
+	if !utf8.Valid(msg) {
+		return errors.New("message is not valid UTF-8")
+	}
+	return nil
+}
+
+// randomKey returns a key in 1..2^30-1.
+func randomKey() int32 {
+	var b [4]byte
+	for {
+		rand.Read(b[:])
+		k := int32((uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24) & maxKey)
+		if k != 0 {
+			return k
+		}
+	}
+}
+
+// randomName returns "random." and 30 characters of [0-9a-zA-Z].
+func randomName() string {
+	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	b := []byte("random.000000000000000000000000000000")
+	for i := len("random."); i < len(b); i++ {
+		b[i] = alphabet[randomBelow(len(alphabet))]
+	}
+	return string(b)
+}
+
+// randomBelow returns a uniform number in 0..n-1 (rejection sampling).
+func randomBelow(n int) int {
+	var c [1]byte
+	limit := 256 - 256%n
+	for {
+		rand.Read(c[:])
+		if int(c[0]) < limit {
+			return int(c[0]) % n
+		}
+	}
+}
+
+// defaultBusDir is where a bus made without a path goes.
+func defaultBusDir() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "bus")
+	}
+	return "/run/bus"
+}
+
+// objects are a bus's semaphore array and segment, while being made.
+type objects struct {
+	semKey, shmKey int32
+	semid, shmid   int
+}
+
+// makeObjects creates a fresh semaphore array (X = 1) and segment with
+// mode perm, removing what it made if it fails part-way.
+func makeObjects(perm int) (o objects, err error) {
+	o.semid, o.shmid = -1, -1
+	for {
+		o.semKey = randomKey()
+		var e syscall.Errno
+		if o.semid, e = semget(o.semKey, nsems, ipcCreat|ipcExcl|perm); e == 0 {
+			break
+		} else if e != syscall.EEXIST {
+			return o, fmt.Errorf("creating the semaphores: %w", e)
+		}
+	}
+	if _, e := semctl(o.semid, semX, semSetval, 1); e != 0 {
+		o.remove()
+		return o, fmt.Errorf("setting up the semaphores: %w", e)
+	}
+	for {
+		o.shmKey = randomKey()
+		var e syscall.Errno
+		if o.shmid, e = shmget(o.shmKey, shmSize, ipcCreat|ipcExcl|perm); e == 0 {
+			break
+		} else if e != syscall.EEXIST {
+			o.remove()
+			return o, fmt.Errorf("creating the shared memory: %w", e)
+		}
+	}
+	return o, nil
+}
+
+func (o *objects) remove() {
+	if o.semid >= 0 {
+		semctl(o.semid, 0, ipcRmid, 0)
+	}
+	if o.shmid >= 0 {
+		shmctl(o.shmid, ipcRmid, nil)
+	}
+}
+
+// Create makes a bus at path, or at a random path in the default folder when
+// path is "". It returns the path. An existing bus is left alone (or, with
+// excl, an error); a stale one is repaired; anything else is never touched.
+func Create(path string, excl bool) (string, error) {
+	if path == "" {
+		dir := defaultBusDir()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", failf(dir, err, "making the bus folder: %v", unwrapPathError(err))
+		}
+		for {
+			p := filepath.Join(dir, randomName())
+			_, err := createAt(p)
+			if errors.Is(err, os.ErrExist) {
+				continue
+			}
+			return p, err
+		}
+	}
+	existed, err := createAt(path)
+	if !existed {
+		return path, err
+	}
+	if excl {
+		return path, failf(path, os.ErrExist, "already exists")
+	}
+	return path, repairIfStale(path)
+}
+
+// createAt makes a bus file at path with new objects, atomically: the file is
+// written under a temporary name and linked into place, so no reader sees it
+// half-written and two creates racing for one path make one bus. existed
+// reports that path was there already (nothing was made then).
+func createAt(path string) (existed bool, err error) {
+	if _, err := os.Lstat(path); err == nil {
+		return true, os.ErrExist
+	}
+	o, err := makeObjects(0o600)
+	if err != nil {
+		return false, failf(path, err, "%v", err)
+	}
+	tmp, err := writeTemp(path, formatKeys(o.semKey, o.shmKey), nil)
+	if err != nil {
+		o.remove()
+		return false, err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil {
+		o.remove()
+		if errors.Is(err, os.ErrExist) {
+			return true, os.ErrExist
+		}
+		return false, fileError(path, "creating", unwrapPathError(err))
+	}
+	return false, nil
+}
+
+// writeTemp writes data to a new file beside path, with like's owner and
+// mode if like is given (0600 otherwise), and returns its name.
+func writeTemp(path string, data []byte, like *syscall.Stat_t) (string, error) {
+	dir, base := filepath.Split(path)
+	for {
+		tmp := filepath.Join(dir, "."+base+".tmp"+randomName()[7:15])
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", fileError(path, "creating", unwrapPathError(err))
+		}
+		if like != nil {
+			f.Chown(int(like.Uid), int(like.Gid)) // keeps ours if not permitted
+			f.Chmod(os.FileMode(like.Mode & 0o777))
+		}
+		_, err = f.Write(data)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(tmp)
+			return "", failf(path, err, "writing the bus file: %v", unwrapPathError(err))
+		}
+		return tmp, nil
+	}
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	var le *os.LinkError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
+}
+
+// staleness reports whether the bus at path is stale: its file is a bus
+// file but its semaphores or its segment are gone.
+func staleness(path string) (stale bool, sem, shm int32, st *syscall.Stat_t, err error) {
+	sem, shm, info, err := readBusFile(path)
+	if err != nil {
+		return false, 0, 0, nil, err
+	}
+	_, e1 := semget(sem, nsems, 0)
+	_, e2 := shmget(shm, shmSize, 0)
+	st, _ = info.Sys().(*syscall.Stat_t)
+	return e1 == syscall.ENOENT || e2 == syscall.ENOENT, sem, shm, st, nil
+}
+
+// repairIfStale gives a stale bus new objects with the file's owner, group
+// and class permissions, and rewrites the file (under a lock, so that two
+// repairs racing make one bus).
+func repairIfStale(path string) error {
+	stale, _, _, _, err := staleness(path)
+	if err != nil || !stale {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fileError(path, "reading", err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return failf(path, err, "locking the bus file: %v", err)
+	}
+	stale, sem, shm, st, err := staleness(path) // another create may have repaired it
+	if err != nil || !stale {
+		return err
+	}
+	removeObjects(sem, shm) // whichever half is left
+	o, err := makeObjects(int(objectMode(st.Mode)))
+	if err != nil {
+		return failf(path, err, "repairing the stale bus: %v", err)
+	}
+	if os.Getuid() == 0 {
+		setObjects(path, o.semKey, o.shmKey, o.semid, o.shmid, func(b *ipcBuf) { b.setOwner(st.Uid, st.Gid) })
+	}
+	tmp, err := writeTemp(path, formatKeys(o.semKey, o.shmKey), st)
+	if err == nil {
+		if err = os.Rename(tmp, path); err != nil {
+			os.Remove(tmp)
+			err = fileError(path, "rewriting", unwrapPathError(err))
+		}
+	}
+	if err != nil {
+		o.remove()
+	}
+	return err
+}
+
+// objectMode is the IPC mode that a bus file's mode stands for: any bit of
+// a class grants that class read and write.
+func objectMode(fileMode uint32) uint32 {
+	var m uint32
+	for _, class := range []uint32{0o700, 0o070, 0o007} {
+		if fileMode&class != 0 {
+			m |= 0o666 & class
+		}
+	}
+	return m
+}
+
+// fileMode is the bus file's mode for the classes granted in objMode: read
+// for each, write for the owner only (the C tool's bus_chmod).
+func fileMode(objMode uint32) uint32 {
+	var m uint32
+	if objMode&0o700 != 0 {
+		m |= 0o600
+	}
+	if objMode&0o070 != 0 {
+		m |= 0o040
+	}
+	if objMode&0o007 != 0 {
+		m |= 0o004
+	}
+	return m
+}
+
+func removeObjects(sem, shm int32) {
+	if id, e := semget(sem, nsems, 0); e == 0 {
+		semctl(id, 0, ipcRmid, 0)
+	}
+	if id, e := shmget(shm, shmSize, 0); e == 0 {
+		shmctl(id, ipcRmid, nil)
+	}
+}
+
+// Remove removes the bus's objects, then its file. A stale bus's file is
+// removed too, reported by errStale with a nil-error note.
+func Remove(path string) (note string, err error) {
+	sem, shm, _, err := readBusFile(path)
+	if err != nil {
+		return "", err
+	}
+	semid, e1 := semget(sem, nsems, 0)
+	shmid, e2 := shmget(shm, shmSize, 0)
+	for _, e := range []syscall.Errno{e1, e2} {
+		if e != 0 && e != syscall.ENOENT {
+			b := &Bus{Path: path}
+			return "", b.objectError("semaphores", sem, "removing", "owner", e)
+		}
+	}
+	if e1 == 0 {
+		if _, e := semctl(semid, 0, ipcRmid, 0); e != 0 {
+			return "", rmidError(path, "semaphores", sem, e)
+		}
+	}
+	if e2 == 0 {
+		if e := shmctl(shmid, ipcRmid, nil); e != 0 {
+			return "", rmidError(path, "shared memory", shm, e)
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		return "", fileError(path, "removing", unwrapPathError(err))
+	}
+	if e1 != 0 || e2 != 0 {
+		return path + ": the bus was stale (its objects were gone); removed its file", nil
+	}
+	return "", nil
+}
+
+func rmidError(path, what string, key int32, e syscall.Errno) error {
+	if e == syscall.EPERM || e == syscall.EACCES {
+		owner := ""
+		if o, ok := procObject(what == "semaphores", key); ok {
+			owner = fmt.Sprintf(" (they belong to %s)", userName(o.uid))
+		}
+		return failf(path, e, "permission denied: only the bus's owner or root may change or remove its %s%s", what, owner)
+	}
+	return failf(path, e, "removing the %s: %v", what, e)
+}
+
+// setObjects applies change to the IPC_STAT of both objects and IPC_SETs it.
+func setObjects(path string, sem, shm int32, semid, shmid int, change func(*ipcBuf)) error {
+	var b ipcBuf
+	e := semctlBuf(semid, ipcStat, &b)
+	if e == 0 {
+		change(&b)
+		e = semctlBuf(semid, ipcSet, &b)
+	}
+	if e != 0 {
+		return rmidError(path, "semaphores", sem, e)
+	}
+	b = ipcBuf{}
+	if e = shmctl(shmid, ipcStat, &b); e == 0 {
+		change(&b)
+		e = shmctl(shmid, ipcSet, &b)
+	}
+	if e != 0 {
+		return rmidError(path, "shared memory", shm, e)
+	}
+	return nil
+}
+
+// openObjects finds a bus's objects for changing them (no permission asked).
+func openObjects(path string) (sem, shm int32, semid, shmid int, st *syscall.Stat_t, err error) {
+	stale, sem, shm, st, err := staleness(path)
+	if err != nil {
+		return
+	}
+	if stale {
+		err = failf(path, errStale, "stale bus: its objects are gone; `bus create %s` makes it anew", path)
+		return
+	}
+	semid, _ = semget(sem, nsems, 0)
+	shmid, _ = shmget(shm, shmSize, 0)
+	return
+}
+
+// Chmod gives the classes in objMode (octal, 0o777 bits) access to the bus.
+func Chmod(path string, mode func(current uint32) uint32) error {
+	sem, shm, semid, shmid, st, err := openObjects(path)
+	if err != nil {
+		return err
+	}
+	m := objectMode(mode(objectMode(st.Mode)))
+	if err := setObjects(path, sem, shm, semid, shmid, func(b *ipcBuf) { b.setMode(m) }); err != nil {
+		return err
+	}
+	if err := os.Chmod(path, os.FileMode(fileMode(m))); err != nil {
+		return fileError(path, "changing the mode of", unwrapPathError(err))
+	}
+	return nil
+}
+
+// Chown gives the bus's file and objects to uid and gid (-1 keeps one).
+func Chown(path string, uid, gid int) error {
+	sem, shm, semid, shmid, st, err := openObjects(path)
+	if err != nil {
+		return err
+	}
+	u, g := st.Uid, st.Gid
+	if uid >= 0 {
+		u = uint32(uid)
+	}
+	if gid >= 0 {
+		g = uint32(gid)
+	}
+	if err := setObjects(path, sem, shm, semid, shmid, func(b *ipcBuf) { b.setOwner(u, g) }); err != nil {
+		return err
+	}
+	if err := os.Chown(path, int(u), int(g)); err != nil {
+		return fileError(path, "changing the owner of", unwrapPathError(err))
+	}
+	return nil
+}
+
+// procEntry is one line of /proc/sysvipc/sem or /proc/sysvipc/shm.
+type procEntry struct {
+	key, id    int64
+	perms      uint32
+	uid, gid   uint32
+	nattch     int64 // shm only
+	cpid, lpid int64 // shm only
+}
+
+// procObject looks key up in /proc/sysvipc, readable by anyone, so that an
+// error can name the owner of an object its caller may not touch.
+func procObject(sem bool, key int32) (procEntry, bool) {
+	name := "/proc/sysvipc/shm"
+	if sem {
+		name = "/proc/sysvipc/sem"
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return procEntry{}, false
+	}
+	lines := strings.Split(string(data), "\n")
+	for _, line := range lines[min(1, len(lines)):] {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		num := func(i int, base int) int64 { v, _ := strconv.ParseInt(f[i], base, 64); return v }
+		if num(0, 10) != int64(key) {
+			continue
+		}
+		e := procEntry{key: num(0, 10), id: num(1, 10), perms: uint32(num(2, 8))}
+		if sem { // key semid perms nsems uid gid cuid cgid ...
+			e.uid, e.gid = uint32(num(4, 10)), uint32(num(5, 10))
+		} else if len(f) >= 9 { // key shmid perms size cpid lpid nattch uid gid ...
+			e.cpid, e.lpid, e.nattch = num(4, 10), num(5, 10), num(6, 10)
+			e.uid, e.gid = uint32(num(7, 10)), uint32(num(8, 10))
+		}
+		return e, true
+	}
+	return procEntry{}, false
+}
+
+// userName and groupName read /etc/passwd and /etc/group (no C library).
+func userName(uid uint32) string  { return idName("/etc/passwd", uid, "uid") }
+func groupName(gid uint32) string { return idName("/etc/group", gid, "gid") }
+
+func idName(file string, id uint32, kind string) string {
+	n := strconv.FormatUint(uint64(id), 10)
+	if name, ok := lookupDB(file, func(f []string) bool { return f[2] == n }); ok {
+		return name + " (" + kind + " " + n + ")"
+	}
+	return kind + " " + n
+}
+
+// lookupDB returns field 0 of the first line of a passwd-like file that match
+// accepts, or field 2 with lookupID.
+func lookupDB(file string, match func(fields []string) bool) (string, bool) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 3 && !strings.HasPrefix(line, "#") && match(f) {
+			return f[0], true
+		}
+	}
+	return "", false
+}
+
+// lookupID resolves a user or group given by name or number.
+func lookupID(file, name string) (int, bool) {
+	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
+		return int(n), true
+	}
+	var id string
+	_, ok := lookupDB(file, func(f []string) bool {
+		if f[0] == name {
+			id = f[2]
+			return true
+		}
+		return false
+	})
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(id, 10, 32)
+	return int(n), err == nil
+}
