@@ -284,7 +284,7 @@ func (b *Bus) objectError(what string, key int32, role, need string, e syscall.E
 	case syscall.EACCES, syscall.EPERM:
 		owner := ""
 		if o, ok := procObject(what == "semaphores", key); ok {
-			owner = fmt.Sprintf(", which belongs to %s, mode %s", userName(o.uid), modeString(o.perms))
+			owner = fmt.Sprintf(", owned by %s, mode %s", userName(o.uid), modeString(o.perms))
 		}
 		return failf(b.Path, e, "permission denied: %s needs %s permission on the bus's %s%s", role, need, what, owner)
 	case syscall.EINVAL:
@@ -768,7 +768,7 @@ func rmidError(path, what string, key int32, e syscall.Errno) error {
 	if e == syscall.EPERM || e == syscall.EACCES {
 		owner := ""
 		if o, ok := procObject(what == "semaphores", key); ok {
-			owner = fmt.Sprintf(" (they belong to %s)", userName(o.uid))
+			owner = fmt.Sprintf(" (owned by %s)", userName(o.uid))
 		}
 		return failf(path, e, "permission denied: only the bus's owner or root may change or remove its %s%s", what, owner)
 	}
@@ -812,14 +812,22 @@ func openObjects(path string) (sem, shm int32, semid, shmid int, st *syscall.Sta
 	return
 }
 
-// Chmod gives the classes in objMode (octal, 0o777 bits) access to the bus.
+// Chmod gives the classes that mode returns access to the bus; mode gets
+// the classes that have it now, read off the semaphores (the objects decide
+// who gets in, the file only follows them).
 func Chmod(path string, mode func(current uint32) uint32) error {
-	sem, shm, semid, shmid, st, err := openObjects(path)
+	sem, shm, semid, shmid, _, err := openObjects(path)
 	if err != nil {
 		return err
 	}
-	m := objectMode(mode(objectMode(st.Mode)))
-	if err := setObjects(path, sem, shm, semid, shmid, func(b *ipcBuf) { b.setMode(m) }); err != nil {
+	m := uint32(1 << 31) // not yet known
+	err = setObjects(path, sem, shm, semid, shmid, func(b *ipcBuf) {
+		if m == 1<<31 {
+			m = objectMode(mode(b.mode()))
+		}
+		b.setMode(m)
+	})
+	if err != nil {
 		return err
 	}
 	if err := os.Chmod(path, os.FileMode(fileMode(m))); err != nil {
