@@ -25,13 +25,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"sort"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 func main() {
@@ -140,6 +140,7 @@ func broadcast(o *options, stdin io.Reader) error {
 			return err
 		}
 		defer b.Close()
+		b.raw = true
 		return send(b, msg, o)
 	}
 	b, err := Open(path, false)
@@ -147,6 +148,7 @@ func broadcast(o *options, stdin io.Reader) error {
 		return err
 	}
 	defer b.Close()
+	b.raw = true
 	sep := byte('\n')
 	what := "line"
 	if o.nul {
@@ -218,6 +220,8 @@ func listen(o *options, deadline time.Time, stdout, stderr io.Writer) error {
 		if !once {
 			defer run.stop()
 		}
+	} else {
+		b.raw = true // nothing else runs in this process
 	}
 	sep := byte('\n')
 	if o.nul {
@@ -272,7 +276,8 @@ func timeoutWords(b *Bus, err error, o *options) error {
 
 // runner runs sh -c COMMAND with $msg for each message, started in message
 // order by one goroutine, so that starting a process never holds up the
-// listener's round, and each reaped by a goroutine of its own.
+// listener's round, and each reaped by a goroutine of its own. It uses
+// os.StartProcess, not os/exec, which would add half a megabyte to the binary.
 type runner struct {
 	command        string
 	stdout, stderr io.Writer
@@ -281,15 +286,51 @@ type runner struct {
 }
 
 func newRunner(command string, stdout, stderr io.Writer) *runner {
-	r := &runner{command: command, stdout: stdout, stderr: stderr}
-	return r
+	return &runner{command: command, stdout: stdout, stderr: stderr}
 }
 
-func (r *runner) cmd(msg []byte) *exec.Cmd {
-	c := exec.Command("sh", "-c", r.command)
-	c.Env = append(os.Environ(), "msg="+string(msg))
-	c.Stdin, c.Stdout, c.Stderr = nil, r.stdout, r.stderr
-	return c
+// spawn starts sh -c COMMAND with $msg set to msg.
+func (r *runner) spawn(msg string) (*os.Process, error) {
+	sh, err := lookPath("sh")
+	if err != nil {
+		return nil, err
+	}
+	stdout, closeOut := fileFor(r.stdout)
+	defer closeOut()
+	stderr, closeErr := fileFor(r.stderr)
+	defer closeErr()
+	return os.StartProcess(sh, []string{"sh", "-c", r.command}, &os.ProcAttr{
+		Env:   append(os.Environ(), "msg="+msg),
+		Files: []*os.File{nil, stdout, stderr},
+	})
+}
+
+// fileFor gives a child w as a file: w itself, or a pipe copied into it.
+func fileFor(w io.Writer) (*os.File, func()) {
+	if f, ok := w.(*os.File); ok {
+		return f, func() {}
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, func() {}
+	}
+	go func() { io.Copy(w, pr); pr.Close() }()
+	return pw, func() { pw.Close() }
+}
+
+// lookPath finds name in $PATH, as execlp does.
+func lookPath(name string) (string, error) {
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/bin:/usr/bin"
+	}
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in $PATH", name)
 }
 
 func (r *runner) start(msg []byte) {
@@ -299,12 +340,12 @@ func (r *runner) start(msg []byte) {
 		go func() {
 			defer close(r.done)
 			for m := range r.queue {
-				c := r.cmd([]byte(m))
-				if err := c.Start(); err != nil {
+				p, err := r.spawn(m)
+				if err != nil {
 					fmt.Fprintf(r.stderr, "bus: running the command: %v\n", err)
 					continue
 				}
-				go c.Wait() // reap it
+				go p.Wait() // reap it
 			}
 		}()
 	}
@@ -319,18 +360,22 @@ func (r *runner) stop() {
 	}
 }
 
-// wait runs the command for msg and returns its exit status.
+// wait runs the command for msg and returns its exit status (128 + the
+// signal's number if a signal ended it, as shells report it).
 func (r *runner) wait(msg []byte) error {
-	err := r.cmd(msg).Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return exitError(128 + int(ws.Signal()))
-		}
-		return exitError(ee.ExitCode())
-	}
+	p, err := r.spawn(string(msg))
 	if err != nil {
 		return fmt.Errorf("running the command: %w", err)
+	}
+	st, err := p.Wait()
+	if err != nil {
+		return fmt.Errorf("waiting for the command: %w", err)
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return exitError(128 + int(ws.Signal()))
+	}
+	if code := st.ExitCode(); code != 0 {
+		return exitError(code)
 	}
 	return nil
 }
@@ -341,22 +386,24 @@ func info(path string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	w := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
-	defer w.Flush()
-	fmt.Fprintf(w, "bus file\t%s\towner %s\tgroup %s\tmode %s\n", path, userName(st.Uid), groupName(st.Gid), modeString(st.Mode&0o777))
+	objects := table{{"bus file", path, "owner " + userName(st.Uid), "group " + groupName(st.Gid), "mode " + modeString(st.Mode&0o777)}}
 	semE, semOK := procObject(true, sem)
 	shmE, shmOK := procObject(false, shm)
-	object := func(name string, key int32, e procEntry, ok bool, extra string) {
-		if !ok {
-			fmt.Fprintf(w, "%s\tkey %d\tGONE\n", name, key)
-			return
+	for _, o := range []struct {
+		name string
+		key  int32
+		e    procEntry
+		ok   bool
+	}{{"semaphores", sem, semE, semOK}, {"shared memory", shm, shmE, shmOK}} {
+		if !o.ok {
+			objects = append(objects, []string{o.name, fmt.Sprintf("key %d", o.key), "GONE"})
+			continue
 		}
-		fmt.Fprintf(w, "%s\tkey %d, id %d\towner %s\tgroup %s\tmode %s%s\n", name, key, e.id, userName(e.uid), groupName(e.gid), modeString(e.perms&0o777), extra)
+		objects = append(objects, []string{o.name, fmt.Sprintf("key %d, id %d", o.key, o.e.id),
+			"owner " + userName(o.e.uid), "group " + groupName(o.e.gid), "mode " + modeString(o.e.perms&0o777)})
 	}
-	object("semaphores", sem, semE, semOK, "")
-	object("shared memory", shm, shmE, shmOK, fmt.Sprintf("\tattached %d", shmE.nattch))
+	objects.print(stdout)
 	if stale {
-		w.Flush()
 		return failf(path, errStale, "stale bus: its objects are gone; `bus create %s` makes it anew, `bus remove %s` removes it", path, path)
 	}
 	semid := int(semE.id)
@@ -364,37 +411,64 @@ func info(path string, stdout io.Writer) error {
 	for i := range nsems {
 		var e syscall.Errno
 		if vals[i], e = semctl(semid, i, semGetval, 0); e != 0 {
-			fmt.Fprintf(w, "semaphores\tcannot be read: %v\n", e)
+			fmt.Fprintf(stdout, "\nsemaphores cannot be read: %v (they need read permission)\n", e)
 			return nil
 		}
 		ncnt[i], _ = semctl(semid, i, semGetn, 0)
 		zcnt[i], _ = semctl(semid, i, semGetz, 0)
 		pids[i], _ = semctl(semid, i, semGetpid, 0)
 	}
-	fmt.Fprintf(w, "listeners\t%d registered\t%d copying a message\n", vals[semS], vals[semW])
+	fmt.Fprintf(stdout, "\nlisteners: %d registered, %d copying a message\n", vals[semS], vals[semW])
 	switch {
 	case vals[semX] == 0 && vals[semN] > 0:
-		fmt.Fprintf(w, "broadcast\tin progress: published, waiting for %d listener(s) to take it\n", vals[semS])
+		fmt.Fprintf(stdout, "broadcast: in progress, published, waiting for %d listener(s) to take it\n", vals[semS])
 	case vals[semX] == 0:
-		fmt.Fprintf(w, "broadcast\tin progress: waiting for listeners to finish copying\n")
+		fmt.Fprintf(stdout, "broadcast: in progress, waiting for listeners to finish copying\n")
 	default:
-		fmt.Fprintf(w, "broadcast\tnone in progress\n")
+		fmt.Fprintf(stdout, "broadcast: none in progress\n")
 	}
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "semaphore\tvalue\twaiting to take\twaiting for 0\tlast pid\n")
+	sems := table{{"semaphore", "value", "waiting to take", "waiting for 0", "last pid"}}
 	for i, name := range []string{"S listeners", "W copying", "X writers' lock", "Q gate", "N publishing"} {
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\n", name, vals[i], ncnt[i], zcnt[i], pids[i])
+		sems = append(sems, []string{name, strconv.Itoa(vals[i]), strconv.Itoa(ncnt[i]), strconv.Itoa(zcnt[i]), strconv.Itoa(pids[i])})
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintln(stdout)
+	sems.print(stdout)
 	procs := attached(shm)
-	fmt.Fprintf(w, "attached\t%d process(es)\n", len(procs))
+	fmt.Fprintf(stdout, "\n%d process(es) attached\n", len(procs))
 	if len(procs) > 0 {
-		fmt.Fprintf(w, "pid\tstate\tcommand\n")
+		t := table{{"pid", "state", "command"}}
 		for _, p := range procs {
-			fmt.Fprintf(w, "%d\t%s\t%s\n", p.pid, p.state, p.cmd)
+			t = append(t, []string{strconv.Itoa(p.pid), p.state, p.cmd})
 		}
+		t.print(stdout)
 	}
 	return nil
+}
+
+// table prints rows with each column as wide as its widest cell.
+type table [][]string
+
+func (t table) print(w io.Writer) {
+	var widths []int
+	for _, row := range t {
+		for i, c := range row {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	var b strings.Builder
+	for _, row := range t {
+		for i, c := range row {
+			b.WriteString(c)
+			if i < len(row)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+2))
+			}
+		}
+		b.WriteByte('\n')
+	}
+	io.WriteString(w, b.String())
 }
 
 type proc struct {
@@ -432,7 +506,7 @@ func attached(key int32) []proc {
 		}
 		out = append(out, p)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].pid < out[j].pid })
+	slices.SortFunc(out, func(a, b proc) int { return a.pid - b.pid })
 	return out
 }
 

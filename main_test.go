@@ -1031,3 +1031,116 @@ func TestInfo(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBroadcast: one in-process writer, real `bus listen` processes
+// printing to a file; one op is one message delivered to every listener.
+func BenchmarkBroadcast(b *testing.B) {
+	for _, n := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("listeners=%d", n), func(b *testing.B) {
+			t := &testing.T{}
+			_ = t
+			path := benchBus(b)
+			for range n {
+				benchListener(b, path, "listen", path)
+			}
+			bus, err := Open(path, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bus.Close()
+			msg := []byte("0 benchmark message")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := bus.Broadcast(msg, time.Now().Add(patience), false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkListenLoop runs a listener's loop in-process against an
+// in-process writer: allocs/op counts both sides, per message.
+func BenchmarkListenLoop(b *testing.B) {
+	path := benchBus(b)
+	lb, err := Open(path, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lb.Close()
+	wb, err := Open(path, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer wb.Close()
+	if err := lb.Join(time.Time{}); err != nil {
+		b.Fatal(err)
+	}
+	msg := []byte("0 benchmark message")
+	done := make(chan error, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	go func() {
+		for range b.N {
+			if _, err := wb.Broadcast(msg, time.Time{}, false); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	var buf [shmSize + 1]byte
+	for range b.N {
+		n, err := lb.Next((*[shmSize]byte)(buf[:shmSize]), time.Time{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := lb.Stay(time.Time{}); err != nil {
+			b.Fatal(err)
+		}
+		buf[n] = '\n'
+		io.Discard.Write(buf[:n+1])
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	lb.semop(opCountOut, time.Time{})
+}
+
+func benchBus(b *testing.B) string {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "bus")
+	if _, err := Create(path, true); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { removeQuietly(path) })
+	return path
+}
+
+// benchListener starts a bus process and waits until it is registered.
+func benchListener(b *testing.B, path string, args ...string) *exec.Cmd {
+	b.Helper()
+	cmd := busCommand(append([]string{args[0], "-r", "3"}, args[1:]...)...)
+	out, err := os.Create(filepath.Join(b.TempDir(), "out"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stdout = out
+	rr, rw, _ := os.Pipe()
+	cmd.ExtraFiles = []*os.File{rw}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	rw.Close()
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); out.Close() })
+	ready := make(chan struct{})
+	go func() { io.ReadAll(rr); close(ready) }()
+	select {
+	case <-ready:
+	case <-time.After(patience):
+		b.Fatal("listener not ready")
+	}
+	return cmd
+}

@@ -54,8 +54,8 @@ func TestParseKeys(t *testing.T) {
 func TestRandomKeysAndNames(t *testing.T) {
 	seen := map[int32]bool{}
 	for range 1000 {
-		k := randomKey()
-		if k < 1 || k > maxKey {
+		k, err := randomKey()
+		if err != nil || k < 1 || k > maxKey {
 			t.Fatalf("key %d out of range", k)
 		}
 		seen[k] = true
@@ -65,8 +65,8 @@ func TestRandomKeysAndNames(t *testing.T) {
 	}
 	counts := map[rune]int{}
 	for range 200 {
-		n := randomName()
-		if len(n) != 37 || !strings.HasPrefix(n, "random.") {
+		n, err := randomName()
+		if err != nil || len(n) != 37 || !strings.HasPrefix(n, "random.") {
 			t.Fatalf("name %q", n)
 		}
 		for _, c := range n[7:] {

@@ -221,3 +221,18 @@ func (b *ipcBuf) setMode(m uint32) {
 	m &= 0o777
 	*b.word(20) = m | m<<16
 }
+
+// semtimedopRaw is semtimedop without telling the Go scheduler: the thread
+// keeps its P while it blocks. For a process whose only work is this wait
+// (a listener printing to stdout, a broadcaster), that halves its context
+// switches per message; see Bus.raw for why it stays safe.
+func semtimedopRaw(id int, ops []sembuf, timeout *timespec) syscall.Errno {
+	p := unsafe.Pointer(&ops[0])
+	t := uintptr(unsafe.Pointer(timeout))
+	if abi.ipc != 0 {
+		_, _, e := syscall.RawSyscall6(abi.ipc, ipcSemtimedop, uintptr(id), uintptr(len(ops)), t, uintptr(p), t)
+		return e
+	}
+	_, _, e := syscall.RawSyscall6(abi.semtimedop, uintptr(id), uintptr(p), uintptr(len(ops)), t, 0, 0)
+	return e
+}
