@@ -1144,3 +1144,261 @@ func benchListener(b *testing.B, path string, args ...string) *exec.Cmd {
 	}
 	return cmd
 }
+
+// TestReadyIsNeverEarly: a broadcast sent as soon as the ready line arrives
+// reaches the listener, every time.
+func TestReadyIsNeverEarly(t *testing.T) {
+	path := newBus(t)
+	for i := range 20 {
+		w := startListener(t, nil, "wait", path)
+		bus(t, "", "broadcast", "-t", "10s", path, fmt.Sprintf("%d now", i)).expect(t, 0, "")
+		if got := w.next(); got != fmt.Sprintf("%d now", i) {
+			t.Fatalf("round %d: got %q", i, got)
+		}
+		if code := w.exit(); code != 0 {
+			t.Fatalf("wait exited %d", code)
+		}
+	}
+}
+
+func TestListenFilter(t *testing.T) {
+	path := newBus(t)
+	l := startListener(t, nil, "listen", "-m", "^[0-9]+ (up|down) eth[0-9]$", path)
+	all := startListener(t, nil, "-0", "listen", path)
+	for _, m := range []string{"1 up eth0", "1 up wlan0", "2 noise", "3 down eth1"} {
+		bus(t, "", "broadcast", path, m).expect(t, 0, "")
+	}
+	for _, want := range []string{"1 up eth0", "3 down eth1"} {
+		if got := l.next(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	// -0 ends messages with NUL; a message may hold a newline, which ends
+	// the test's read.
+	bus(t, "", "broadcast", path, "end\n").expect(t, 0, "")
+	if got := all.next(); got != "1 up eth0\x001 up wlan0\x002 noise\x003 down eth1\x00end" {
+		t.Fatalf("-0 printed %q", got)
+	}
+}
+
+// The yardstick: ../shared/bench/refproto.c, the C harness of the same
+// protocol, built with cc -O2, measured side by side with this tool in one
+// run, alternating, so that the machine's load falls on both alike.
+
+func buildRefproto(b *testing.B) string {
+	b.Helper()
+	src, err := filepath.Abs("../shared/bench/refproto.c")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := os.Stat(src); err != nil {
+		b.Fatalf("the yardstick's source is not beside the project: %v", err)
+	}
+	out := filepath.Join(b.TempDir(), "refproto")
+	if msg, err := exec.Command("cc", "-O2", "-o", out, src).CombinedOutput(); err != nil {
+		b.Fatalf("cc: %v: %s", err, msg)
+	}
+	return out
+}
+
+// buildBus builds the real binary, as users get it.
+func buildBus(b *testing.B) string {
+	b.Helper()
+	out := filepath.Join(b.TempDir(), "bus")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v: %s", err, msg)
+	}
+	return out
+}
+
+// waitListeners waits until n listeners are registered on path.
+func waitListeners(b *testing.B, path string, n int) {
+	b.Helper()
+	sem, _, _, err := readBusFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, _ := semget(sem, nsems, 0)
+	deadline := time.Now().Add(patience)
+	for {
+		if v, _ := semctl(id, semS, semGetval, 0); v == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d listeners not registered after %v", n, patience)
+		}
+		time.Sleep(time.Millisecond) // polling S, bounded above
+	}
+}
+
+// timeRun runs cmd to its end and returns how long it took.
+func timeRun(b *testing.B, cmd *exec.Cmd) time.Duration {
+	b.Helper()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	if code, err := waitBounded(cmd, 5*time.Minute); err != nil || code != 0 {
+		b.Fatalf("%v: status %d, %v: %s", cmd.Args, code, err, errb.String())
+	}
+	return time.Since(start)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// BenchmarkYardstick: 20,000 messages from one writer process (`bus
+// broadcast` reading stdin; `refproto write`) to L listener processes
+// (`bus listen` writing to files; `refproto listen`), each round both ways.
+// Reports the medians in us per message and their ratio. Run with
+// -benchtime=5x for five rounds.
+func BenchmarkYardstick(b *testing.B) {
+	const n = 20000
+	ref, bin := buildRefproto(b), buildBus(b)
+	dir := b.TempDir()
+	input := filepath.Join(dir, "input")
+	var in bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&in, "0 msg %d\n", i)
+	}
+	os.WriteFile(input, in.Bytes(), 0o600)
+	for _, listeners := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("listeners=%d", listeners), func(b *testing.B) {
+			path := benchBus(b)
+			var goUs, cUs, ratios []float64
+			for range b.N {
+				// C: listeners stop at the message "0 stop" and print their count.
+				var cl []*exec.Cmd
+				var outs []*bytes.Buffer
+				for range listeners {
+					c := exec.Command(ref, "listen", path)
+					out := &bytes.Buffer{}
+					c.Stdout = out
+					if err := c.Start(); err != nil {
+						b.Fatal(err)
+					}
+					cl, outs = append(cl, c), append(outs, out)
+				}
+				waitListeners(b, path, listeners)
+				c := timeRun(b, exec.Command(ref, "write", path, strconv.Itoa(n)))
+				for i, l := range cl {
+					if code, err := waitBounded(l, patience); err != nil || code != 0 || strings.TrimSpace(outs[i].String()) != strconv.Itoa(n) {
+						b.Fatalf("refproto listener: %d %v, got %q messages", code, err, outs[i].String())
+					}
+				}
+				// Go: the real binary, listeners printing to files.
+				var gl []*exec.Cmd
+				var files []string
+				for i := range listeners {
+					f := filepath.Join(dir, fmt.Sprintf("out%d", i))
+					out, _ := os.Create(f)
+					l := exec.Command(bin, "listen", path)
+					l.Stdout = out
+					if err := l.Start(); err != nil {
+						b.Fatal(err)
+					}
+					out.Close()
+					gl, files = append(gl, l), append(files, f)
+				}
+				waitListeners(b, path, listeners)
+				w := exec.Command(bin, "broadcast", path)
+				w.Stdin, _ = os.Open(input)
+				g := timeRun(b, w)
+				for i, l := range gl {
+					l.Process.Kill()
+					l.Wait()
+					data, _ := os.ReadFile(files[i])
+					if bytes.Count(data, []byte{'\n'}) != n {
+						b.Fatalf("bus listener got %d messages of %d", bytes.Count(data, []byte{'\n'}), n)
+					}
+				}
+				goUs = append(goUs, float64(g.Microseconds())/n)
+				cUs = append(cUs, float64(c.Microseconds())/n)
+				ratios = append(ratios, float64(g)/float64(c))
+			}
+			b.ReportMetric(median(goUs), "go-us/msg")
+			b.ReportMetric(median(cUs), "c-us/msg")
+			b.ReportMetric(median(ratios), "go/c")
+			b.ReportMetric(slices.Max(ratios), "worst-go/c")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkOneShot: `bus broadcast PATH MSG` as a whole process (start,
+// open, broadcast to one listener, exit) against `refproto send PATH MSG`,
+// alternating. Reports the medians in us per process and their ratio.
+func BenchmarkOneShot(b *testing.B) {
+	ref, bin := buildRefproto(b), buildBus(b)
+	path := benchBus(b)
+	l := exec.Command(bin, "listen", path)
+	if err := l.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Process.Kill(); l.Wait() })
+	waitListeners(b, path, 1)
+	var goUs, cUs []float64
+	for range b.N {
+		cUs = append(cUs, float64(timeRun(b, exec.Command(ref, "send", path, "0 one shot")).Nanoseconds())/1e3)
+		goUs = append(goUs, float64(timeRun(b, exec.Command(bin, "broadcast", path, "0 one shot")).Nanoseconds())/1e3)
+	}
+	b.ReportMetric(median(goUs), "go-us/run")
+	b.ReportMetric(median(cUs), "c-us/run")
+	b.ReportMetric(median(goUs)/median(cUs), "go/c")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkFootprint reports the binary's size (-trimpath -ldflags='-s -w')
+// and the resident memory of a listener after b.N messages, printing to a
+// file and, in another, running a command for each.
+func BenchmarkFootprint(b *testing.B) {
+	bin := buildBus(b)
+	st, _ := os.Stat(bin)
+	path := benchBus(b)
+	var ls []*exec.Cmd
+	for _, args := range [][]string{{"listen", path}, {"listen", path, "true"}} {
+		l := exec.Command(bin, args...)
+		if err := l.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { l.Process.Kill(); l.Wait() })
+		ls = append(ls, l)
+	}
+	waitListeners(b, path, 2)
+	bb, err := Open(path, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bb.Close()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := bb.Broadcast([]byte("0 footprint "+strconv.Itoa(i)), time.Now().Add(patience), false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	rss := func(pid int) float64 {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				v, _ := strconv.ParseFloat(f[1], 64)
+				return v
+			}
+		}
+		b.Fatalf("no VmRSS for %d", pid)
+		return 0
+	}
+	b.ReportMetric(float64(st.Size())/1e6, "binary-MB")
+	b.ReportMetric(rss(ls[0].Process.Pid), "listen-RSS-KiB")
+	b.ReportMetric(rss(ls[1].Process.Pid), "listen-cmd-RSS-KiB")
+}

@@ -382,7 +382,7 @@ func (b *Bus) Next(buf *[shmSize]byte, deadline time.Time) (int, error) {
 	copy(buf[:], b.mem)
 	n := bytes.IndexByte(buf[:], 0)
 	if n < 0 {
-		n = maxMessage // never trust the segment: a peer may not end it
+		n = len(buf) // never trust the segment: a peer may not end it
 	}
 	return n, nil
 }
