@@ -1402,3 +1402,39 @@ func BenchmarkFootprint(b *testing.B) {
 	b.ReportMetric(rss(ls[0].Process.Pid), "listen-RSS-KiB")
 	b.ReportMetric(rss(ls[1].Process.Pid), "listen-cmd-RSS-KiB")
 }
+
+// TestSegmentWithoutNUL: a listener never trusts the segment. A peer that
+// fills all 2048 bytes with no NUL gets exactly those 2048 bytes delivered.
+func TestSegmentWithoutNUL(t *testing.T) {
+	path := newBus(t)
+	l := startListener(t, nil, "listen", path)
+	b, err := Open(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// The writer's steps by hand, with a segment a careless peer wrote.
+	deadline := time.Now().Add(patience)
+	if err := b.semop(opTake, deadline); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.semop(opPublish, deadline); err != nil {
+		t.Fatal(err)
+	}
+	for i := range b.mem {
+		b.mem[i] = 'x'
+	}
+	if err := b.setQ0(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.semop(opFinish, deadline); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.next(); got != strings.Repeat("x", 2048) {
+		t.Fatalf("got %d bytes, want 2048", len(got))
+	}
+	bus(t, "", "broadcast", path, "0 after").expect(t, 0, "")
+	if got := l.next(); got != "0 after" {
+		t.Fatalf("got %q", got)
+	}
+}
