@@ -102,7 +102,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		return err
 	case "broadcast":
-		return broadcast(o, stdin)
+		return broadcast(o, stdin, stderr)
 	case "listen", "wait":
 		return listen(o, deadline, stdout, stderr)
 	case "chmod":
@@ -127,8 +127,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return &usageError{msg: "unknown subcommand " + o.name}
 }
 
-// broadcast sends the message operand, or each record of stdin.
-func broadcast(o *options, stdin io.Reader) error {
+// broadcast sends the message operand, or each record of stdin. In a
+// stream, a record that times out is reported and the stream goes on (a
+// bridge must not stop for one stuck listener); the status is then 124.
+func broadcast(o *options, stdin io.Reader, stderr io.Writer) error {
 	path := o.args[0]
 	if len(o.args) == 2 && o.args[1] != "-" {
 		msg := []byte(o.args[1])
@@ -155,26 +157,30 @@ func broadcast(o *options, stdin io.Reader) error {
 		sep, what = 0, "record"
 	}
 	r := bufio.NewReaderSize(stdin, shmSize+1)
+	var timedOut error
 	for n := 1; ; n++ {
 		rec, err := r.ReadSlice(sep)
+		if err == io.EOF && len(rec) == 0 {
+			return timedOut
+		}
 		if err == bufio.ErrBufferFull {
 			return fmt.Errorf("%s: stdin %s %d: message too long (at most %d bytes); it and what follows were not sent", path, what, n, maxMessage)
 		}
 		if err != nil && err != io.EOF {
 			return fmt.Errorf("%s: reading stdin: %w", path, err)
 		}
-		if len(rec) == 0 && err == io.EOF {
-			return nil
-		}
 		rec = bytes.TrimSuffix(rec, []byte{sep})
 		if cerr := checkMessage(rec); cerr != nil {
 			return fmt.Errorf("%s: stdin %s %d: %w; it and what follows were not sent", path, what, n, cerr)
 		}
-		if err := send(b, rec, o); err != nil {
-			return err
+		if serr := send(b, rec, o); errors.Is(serr, errTimeout) {
+			fmt.Fprintf(stderr, "bus: stdin %s %d: %v\n", what, n, serr)
+			timedOut = exitError(124)
+		} else if serr != nil {
+			return serr
 		}
 		if err == io.EOF {
-			return nil
+			return timedOut
 		}
 	}
 }

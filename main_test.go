@@ -1438,3 +1438,23 @@ func TestSegmentWithoutNUL(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestStreamGoesOnAfterTimeout: a stdin stream reports a message that timed
+// out and goes on; the status is 124 at the end.
+func TestStreamGoesOnAfterTimeout(t *testing.T) {
+	path := newBus(t)
+	good := startListener(t, nil, "listen", path)
+	stopped := startListener(t, nil, "listen", path)
+	stopped.cmd.Process.Signal(syscall.SIGSTOP)
+	defer stopped.cmd.Process.Signal(syscall.SIGCONT)
+	r := bus(t, "1 a\n2 b\n", "broadcast", "-t", "200ms", path)
+	r.expect(t, 124, "bus: stdin line 1: "+path+": timed out after 200ms: 1 listener(s) had not taken the message\n")
+	if !strings.Contains(r.stderr, "stdin line 2: ") {
+		t.Fatalf("line 2 not reported: %q", r.stderr)
+	}
+	for _, want := range []string{"1 a", "2 b"} {
+		if got := good.next(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
