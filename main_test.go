@@ -1458,3 +1458,43 @@ func TestStreamGoesOnAfterTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestGateDoesNotLeak: writers that time out before publishing (a listener
+// holds W: stopped between its release and its re-arm) must leave Q as they
+// found it. Closing the gate when taking X, as protocol.md section 4 first
+// had it, left one more on Q per timed-out writer; after 32,767 of them
+// (SEMVMX) every writer and every listener failed with ERANGE, for good.
+func TestGateDoesNotLeak(t *testing.T) {
+	path := newBus(t)
+	l := startListener(t, nil, "listen", path)
+	b, err := Open(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	q := semValue(t, path, semQ)
+	// Hold W as a listener stopped between release and re-arm would.
+	if err := b.semop([]sembuf{{semW, 1, semUndo}}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		bus(t, "", "broadcast", "-t", "20ms", path, "x").expect(t, 124, "nothing sent")
+	}
+	if got := semValue(t, path, semQ); got != q {
+		t.Fatalf("Q went from %d to %d over 5 writers that timed out before publishing", q, got)
+	}
+	// Near SEMVMX, the bus still works once W is given back.
+	if _, e := semctl(b.semid, semQ, semSetval, 32766); e != 0 {
+		t.Fatal(e)
+	}
+	for range 3 {
+		bus(t, "", "broadcast", "-t", "20ms", path, "x").expect(t, 124, "nothing sent")
+	}
+	if err := b.semop([]sembuf{{semW, -1, semUndo}}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	bus(t, "", "broadcast", "-t", "5s", path, "0 still works").expect(t, 0, "")
+	if got := l.next(); got != "0 still works" {
+		t.Fatalf("got %q", got)
+	}
+}

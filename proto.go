@@ -13,9 +13,15 @@ package main
 //     listener is armed before the next writer can publish (race R1).
 //   - Between counting out and re-arming it waits only for N = 0, never for
 //     S = 0, so a fast listener cannot hide the zero from a slow one (R2).
-//   - A writer closes the gate as it takes X { X -1, Q +1 }, publishes only
-//     once no listener holds W { W 0, N +1 }, and ends the round only when
-//     every listener has counted out { S 0, N -1, X +1 }.
+//   - A writer takes X { X -1 }, then closes the gate and publishes in one
+//     call, once no listener holds W { W 0, Q +1, N +1 }, and ends the round
+//     only when every listener has counted out { S 0, N -1, X +1 }.
+//     protocol.md closes the gate as X is taken ({ X -1, Q +1 }); then every
+//     writer that times out waiting for W leaves one more on Q, which no
+//     release clears while W is held, until SEMVMX breaks the bus for good
+//     (TestGateDoesNotLeak). Closing it in the same call that sees W = 0
+//     keeps what the gate is for: no listener passes between that moment
+//     and the release, and one let through before holds W, so waits first.
 //
 // Every adjustment of S, W, X and N, and a listener's arm of Q, is SEM_UNDO,
 // so a killed process leaves the bus usable. A writer's gate close is not:
@@ -64,9 +70,9 @@ var (
 	opRearm    = []sembuf{{semS, 1, semUndo}, {semQ, 1, semUndo}, {semW, -1, semUndo}}
 	opLeave    = []sembuf{{semS, -1, semUndo}, {semW, -1, semUndo}}
 
-	opTake       = []sembuf{{semX, -1, semUndo}, {semQ, 1, 0}}
-	opTakeNowait = []sembuf{{semX, -1, semUndo | ipcNowait}, {semQ, 1, 0}}
-	opPublish    = []sembuf{{semW, 0, 0}, {semN, 1, semUndo}}
+	opTake       = []sembuf{{semX, -1, semUndo}}
+	opTakeNowait = []sembuf{{semX, -1, semUndo | ipcNowait}}
+	opPublish    = []sembuf{{semW, 0, 0}, {semQ, 1, 0}, {semN, 1, semUndo}}
 	opUntake     = []sembuf{{semX, 1, semUndo}}
 	opFinish     = []sembuf{{semS, 0, 0}, {semN, -1, semUndo}, {semX, 1, semUndo}}
 	opCloseGate  = []sembuf{{semQ, 1, 0}}
