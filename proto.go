@@ -187,36 +187,48 @@ func formatKeys(sem, shm int32) []byte {
 }
 
 // readBusFile reads and parses a bus file without blocking on a FIFO or
-// reading more than a bus file can hold.
-func readBusFile(path string) (sem, shm int32, info os.FileInfo, err error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+// reading more than a bus file can hold. Raw calls, not os.File: a one-shot
+// broadcast then starts no poller (epoll_create, eventfd, epoll_ctl).
+func readBusFile(path string) (sem, shm int32, st *syscall.Stat_t, err error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, 0, nil, fileError(path, "reading", err)
 	}
-	defer f.Close()
-	info, err = f.Stat()
-	if err != nil {
+	defer syscall.Close(fd)
+	st = new(syscall.Stat_t)
+	if err := syscall.Fstat(fd, st); err != nil {
 		return 0, 0, nil, fileError(path, "reading", err)
 	}
-	if info.IsDir() {
-		return 0, 0, info, failf(path, nil, "is a directory, not a bus file")
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+	case syscall.S_IFDIR:
+		return 0, 0, st, failf(path, nil, "is a directory, not a bus file")
+	default:
+		return 0, 0, st, failf(path, nil, "not a bus file (not a regular file)")
 	}
-	if !info.Mode().IsRegular() {
-		return 0, 0, info, failf(path, nil, "not a bus file (not a regular file)")
-	}
-	buf := make([]byte, 64)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return 0, 0, info, fileError(path, "reading", err)
+	var buf [64]byte
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(fd, buf[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, 0, st, fileError(path, "reading", err)
+		}
+		if m == 0 {
+			break
+		}
+		n += m
 	}
 	if n == len(buf) {
-		return 0, 0, info, failf(path, nil, "not a bus file (too long)")
+		return 0, 0, st, failf(path, nil, "not a bus file (too long)")
 	}
 	sem, shm, err = parseKeys(buf[:n])
 	if err != nil {
-		return 0, 0, info, failf(path, err, "not a bus file (%v)", err)
+		return 0, 0, st, failf(path, err, "not a bus file (%v)", err)
 	}
-	return sem, shm, info, nil
+	return sem, shm, st, nil
 }
 
 // fileError words a failure on the bus file itself.
@@ -688,13 +700,12 @@ func unwrapPathError(err error) error {
 // staleness reports whether the bus at path is stale: its file is a bus
 // file but its semaphores or its segment are gone.
 func staleness(path string) (stale bool, sem, shm int32, st *syscall.Stat_t, err error) {
-	sem, shm, info, err := readBusFile(path)
+	sem, shm, st, err = readBusFile(path)
 	if err != nil {
 		return false, 0, 0, nil, err
 	}
 	_, e1 := semget(sem, nsems, 0)
 	_, e2 := shmget(shm, shmSize, 0)
-	st, _ = info.Sys().(*syscall.Stat_t)
 	return e1 == syscall.ENOENT || e2 == syscall.ENOENT, sem, shm, st, nil
 }
 
