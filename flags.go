@@ -226,10 +226,12 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 func flagMessage(err error) string {
 	s := err.Error()
 	if rest, ok := strings.CutPrefix(s, "invalid value "); ok {
-		// invalid value "x" for flag -t: why
-		if v, why, ok := strings.Cut(rest, ": "); ok {
-			val, flagName, _ := strings.Cut(v, " for flag ")
-			return fmt.Sprintf("%s %s: %s", flagName, val, why)
+		// invalid value "x" for flag -t: why. The quoted value may hold
+		// ": " or " for flag " itself: cut after it, at the last one.
+		if i := strings.LastIndex(rest, " for flag "); i >= 0 {
+			if flagName, why, ok := strings.Cut(rest[i+len(" for flag "):], ": "); ok {
+				return fmt.Sprintf("%s %s: %s", flagName, rest[:i], why)
+			}
 		}
 	}
 	return strings.Replace(s, "provided but not defined", "not known", 1)
@@ -306,6 +308,13 @@ func parseMode(s string) (func(current uint32) uint32, error) {
 	if strings.Trim(s, "ugoa=+-") != "" {
 		return nil, fmt.Errorf("permissions %q: use octal (660) or u, g, o with =, + and - (ug, +o, u-g)", s)
 	}
+	// An operator that no class follows ("=", "u+", "g=-o") would change
+	// nothing and still succeed.
+	for i, c := range s {
+		if strings.ContainsRune("=+-", c) && (i+1 == len(s) || strings.ContainsRune("=+-", rune(s[i+1]))) {
+			return nil, fmt.Errorf("permissions %q: %c must be followed by u, g, o or a", s, c)
+		}
+	}
 	return func(current uint32) uint32 {
 		m := current
 		op, fresh := '=', true // fresh: the next letter under = starts from none
@@ -355,7 +364,9 @@ func parseOwner(s string, groupOnly bool) (uid, gid int, err error) {
 			return 0, 0, &usageError{msg: fmt.Sprintf("owner %q: no user name", s), name: "chown"}
 		}
 		var ok bool
-		if uid, ok = lookupID("/etc/passwd", user); !ok {
+		// 4294967295 is (uid_t)-1: "no change" to chown(2), refused by
+		// IPC_SET. It names no one.
+		if uid, ok = lookupID("/etc/passwd", user); !ok || uid == 1<<32-1 {
 			return 0, 0, fmt.Errorf("no such user %q (not in /etc/passwd)", user)
 		}
 	}
@@ -368,7 +379,7 @@ func parseOwner(s string, groupOnly bool) (uid, gid int, err error) {
 			return 0, 0, &usageError{msg: fmt.Sprintf("group %q: no group name", s), name: name}
 		}
 		var ok bool
-		if gid, ok = lookupID("/etc/group", group); !ok {
+		if gid, ok = lookupID("/etc/group", group); !ok || gid == 1<<32-1 {
 			return 0, 0, fmt.Errorf("no such group %q (not in /etc/group)", group)
 		}
 	}
