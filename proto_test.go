@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -261,4 +265,171 @@ func TestRunInProcess(t *testing.T) {
 	if exitStatus(err, &errb) != 1 || !strings.Contains(errb.String(), "bus: /nonexistent/bus: no such bus file\n") {
 		t.Fatalf("got %v, stderr %q", err, errb.String())
 	}
+}
+
+// The protocol's models (testdata/*.pml, see protocol.md sections 4 to 6)
+// checked with the spin model checker. spin and gcc are required: without
+// them the test fails, so a CI run cannot pass without the check.
+
+type spinModel struct {
+	name      string
+	model     string   // the model spin is run on, in testdata
+	include   []string // other testdata files it includes
+	spinFlags []string // -D flags for spin -a
+	cflags    []string // -D flags for pan.c, besides -O2
+	panFlags  []string
+	// wantFail is the text pan must report for a model that must fail
+	// (at least one error); empty for a model that must pass exhaustively.
+	wantFail string
+}
+
+var spinModels = []spinModel{
+	{
+		// Section 4 as protocol.md writes it, with section 5's timeouts,
+		// deaths and undo: must pass, whole state space, no compression.
+		name:     "racefree",
+		model:    "racefree.pml",
+		cflags:   []string{"-DSAFETY", "-DNOFAIR", "-DMEMLIM=8192"},
+		panFlags: []string{"-m100000"},
+	},
+	{
+		// What proto.go does: the gate closed in the publish call
+		// { W 0, Q +1, N +1 }, not when taking X; must pass, and a writer
+		// that gives up before publishing must leave Q's gates as it
+		// found them (LEAKCHECK).
+		name:      "racefree_gate_at_publish",
+		model:     "racefree.pml",
+		spinFlags: []string{"-DGATE_AT_PUBLISH", "-DLEAKCHECK"},
+		cflags:    []string{"-DSAFETY", "-DNOFAIR", "-DMEMLIM=8192"},
+		panFlags:  []string{"-m100000"},
+	},
+	{
+		// Section 4 as written leaks a gate on Q per writer that times out
+		// waiting for W (TestGateDoesNotLeak): LEAKCHECK must fail.
+		name:      "racefree_gate_at_take_leaks",
+		model:     "racefree.pml",
+		spinFlags: []string{"-DLEAKCHECK"},
+		cflags:    []string{"-DSAFETY", "-DNOFAIR", "-DMEMLIM=8192"},
+		panFlags:  []string{"-m100000"},
+		wantFail:  "assertion violated",
+	},
+	{
+		// Section 4 without the writer's gate: must tear a copy.
+		name:     "racefree_nogate",
+		model:    "racefree_nogate.pml",
+		include:  []string{"racefree.pml"},
+		cflags:   []string{"-DSAFETY", "-DNOFAIR", "-DMEMLIM=8192"},
+		panFlags: []string{"-m100000"},
+		wantFail: "assertion violated",
+	},
+	{
+		// Section 2, the C tool's algorithm: must deadlock.
+		name:     "reference",
+		model:    "reference.pml",
+		cflags:   []string{"-DSAFETY", "-DNOFAIR"},
+		panFlags: []string{"-m10000"},
+		wantFail: "invalid end state",
+	},
+}
+
+var (
+	spinErrorsRE  = regexp.MustCompile(`errors: (\d+)`)
+	spinStoredRE  = regexp.MustCompile(`(\d+) states, stored`)
+	spinDepthRE   = regexp.MustCompile(`depth reached (\d+)`)
+	spinElapsedRE = regexp.MustCompile(`pan: elapsed time ([0-9.e+]+) seconds`)
+	spinMemoryRE  = regexp.MustCompile(`([0-9.]+)\s+total actual memory usage`)
+	spinFirstRE   = regexp.MustCompile(`(?m)^pan:1: .*$`)
+)
+
+func TestSpinModels(t *testing.T) {
+	for _, tool := range []string{"spin", "gcc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found in PATH (%v): the protocol models in testdata/*.pml "+
+				"must be checked; install spin and gcc (Debian: apt-get install spin gcc)", tool, err)
+		}
+	}
+	for _, m := range spinModels {
+		t.Run(m.name, func(t *testing.T) {
+			checkSpinModel(t, m)
+		})
+	}
+}
+
+func checkSpinModel(t *testing.T, m spinModel) {
+	dir := t.TempDir()
+	for _, name := range append([]string{m.model}, m.include...) {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	spinArgs := append(append([]string{}, m.spinFlags...), "-a", m.model)
+	run("spin", spinArgs...)
+	gccArgs := append([]string{"-O2", "-w"}, m.cflags...)
+	run("gcc", append(gccArgs, "-o", "pan", "pan.c")...)
+	out := run("./pan", m.panFlags...)
+
+	stored := firstSubmatch(spinStoredRE, out)
+	depth := firstSubmatch(spinDepthRE, out)
+	elapsed := firstSubmatch(spinElapsedRE, out)
+	mem := firstSubmatch(spinMemoryRE, out)
+	t.Logf("%s: spin %s; gcc %s -o pan pan.c; ./pan %s", m.name, strings.Join(spinArgs, " "),
+		strings.Join(gccArgs, " "), strings.Join(m.panFlags, " "))
+	t.Logf("%s: %s states stored, depth %s, %s s, %s MB", m.name, stored, depth, elapsed, mem)
+
+	errs := firstSubmatch(spinErrorsRE, out)
+	if errs == "" || stored == "" {
+		t.Fatalf("%s: cannot read pan's report:\n%s", m.name, out)
+	}
+	if m.wantFail != "" {
+		if errs == "0" || !strings.Contains(out, m.wantFail) {
+			t.Fatalf("%s: pan should report %q (errors >= 1), got errors: %s:\n%s",
+				m.name, m.wantFail, errs, out)
+		}
+		t.Logf("%s fails as it must: %s", m.name, spinFirstRE.FindString(out))
+		return
+	}
+	if first := spinFirstRE.FindString(out); first != "" {
+		t.Errorf("%s: %s", m.name, first)
+	}
+	for _, bad := range []string{
+		"invalid end state (", // not the banner's "invalid end states +"
+		"assertion violated",
+		"max search depth too small", // the search was cut short
+		"MEMLIM",                     // ran out of its memory bound
+		"out of memory",
+	} {
+		if strings.Contains(out, bad) {
+			t.Errorf("%s: pan reports %q", m.name, bad)
+		}
+	}
+	if errs != "0" {
+		t.Errorf("%s: pan reports errors: %s", m.name, errs)
+	}
+	if !strings.Contains(out, "Full statespace search") {
+		t.Errorf("%s: not a full state space search", m.name)
+	}
+	if t.Failed() {
+		t.Logf("pan output:\n%s", out)
+	}
+}
+
+func firstSubmatch(re *regexp.Regexp, s string) string {
+	if m := re.FindStringSubmatch(s); m != nil {
+		return m[1]
+	}
+	return ""
 }

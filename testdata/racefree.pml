@@ -10,7 +10,9 @@
  *     the kernel adds back at exit"); a killed or exiting process has them
  *     applied in one atomic step, clamped at 0 as Linux does. Q := 0
  *     (SETVAL) clears every process's adjustment for Q, as the kernel does.
- *   - NW = 2 writers, each sending M messages. Each writer chooses at start
+ *   - NW = 2 writers: writer 0 sends M0 = 2 messages, writer 1 sends M1 = 1
+ *     (each round from "take" to "finish" or giving up; a writer that gave
+ *     up goes on with its next message). Each writer chooses at start
  *     to be patient (never gives up, never dies: it must finish every round,
  *     so a deadlock shows as an invalid end state) or impatient: then it
  *     may give up waiting for X, waiting for W (gives X back, gate left
@@ -19,10 +21,13 @@
  *     any writer may also time out its short wait and do the re-release
  *     (Q := 0 again), any number of times.
  *   - NL = 3 listeners. Listener 0 is steady: joined before anything else,
- *     never leaves or dies. Listeners 1 and 2 join once (or never), receive
- *     any number of messages, and may leave both ways of section 4 (after
- *     copying: {S -1, W -1}; while armed: {S -1}, then exit with the Q arm
- *     undone by the kernel) or be killed between any two steps.
+ *     never leaves or dies. Listeners 1 and 2 join once, when X is free and
+ *     W = 0, receive any number of messages and may leave after copying
+ *     ({S -1, W -1}). Each chooses at start to be frail or not; a frail one
+ *     may also give up joining, leave while armed ({S -1}, then exit with
+ *     its Q arm undone by the kernel) or be killed between any two steps.
+ *     As for writers, a listener that is not frail must never be stuck,
+ *     since timeouts that are always enabled would hide every deadlock.
  *   - The segment is written in two halves (seg0 then seg1, two
  *     statements) and copied in two halves, each half holding the message
  *     id (writer * 4 + sequence number), so a torn copy shows.
@@ -52,21 +57,62 @@
  *   - A listener that leaves does not join again; a listener's reporting
  *     and the writer's "how many had not taken it" count are not modelled.
  *
- * Check (exhaustive, no compression; the whole state space):
+ * Check (exhaustive, no compression; the whole state space; this is what
+ * spin_model_test.go runs):
  *   spin -a racefree.pml
  *   gcc -O2 -DSAFETY -DNOFAIR -DMEMLIM=8192 -o pan pan.c
  *   ./pan -m100000
  *   expect "errors: 0", no "invalid end state", no "assertion violated",
  *   no "max search depth too small".
  *
- * Figures (spin 6.5.2, gcc -O2, 2-core build machine):
- *   FIGURES
+ * Figures (spin 6.5.2, gcc -O2, 2-core build machine, 24 GiB):
+ *   M0=2 M1=1 (default): 13,401,846 states stored, 19,456,188 matched,
+ *     depth 95, errors 0, 15.7 s on an idle machine (47-52 s while the
+ *     machine was loaded), 1.3 GB.
+ *   spin -DM0=1 -a (one message each): 2,352,537 states, depth 77, 340 MB,
+ *     under 5 s.
+ *   spin -DM0=2 -DM1=2 -a, gcc ... -DCOLLAPSE -DMEMLIM=16000, ./pan -m100000
+ *     -w28 (lossless compression, still exhaustive; too big for CI):
+ *     83,117,097 states, depth 114, errors 0, 455 s (machine loaded),
+ *     5.3 GB.
+ *
+ * Variants (spin -D... -a racefree.pml, same gcc and pan flags; all run by
+ * spin_model_test.go):
+ *   -DGATE_AT_PUBLISH  what proto.go does: the take is { X -1 UNDO } and
+ *             the gate closes in the publish call { W 0, Q +1, N +1 UNDO }.
+ *             Passes: 12,356,540 states, depth 95, 16.5 s, 1.25 GB.
+ *   -DLEAKCHECK  adds: a writer that gives up waiting for W leaves the
+ *             writers' gates on Q (Q less the listeners' pending arms) as it
+ *             found them. With -DGATE_AT_PUBLISH it passes (12,356,540
+ *             states, depth 95, 20 s while loaded, 1.2 GB). On section 4 as written it
+ *             FAILS at depth 35 (222,609 states): the take's gate stays on Q,
+ *             and while a listener holds W no release clears it, so every
+ *             writer that times out there adds one, up to SEMVMX (what
+ *             TestGateDoesNotLeak shows on the real objects).
  *
  * Mutants (the same file, preprocessor switches; each must FAIL):
  *   -DNOGATE  the writer's take is { X -1 } without the gate { Q +1 }
- *             (racefree_nogate.pml): see its header.
+ *             (racefree_nogate.pml, also run by the Go test): torn copy at
+ *             depth 40, 452,752 states.
  *   -DDRAFT1  the first draft of section 6: no gate anywhere, the listener
- *             released by { Q 0 } alone and taking W after the copy.
+ *             released by { Q 0 } alone and taking W after the copy
+ *             ({ S -1, W +1 }): torn copy at depth 52. With every writer
+ *             patient it passes (212,842 states), as section 6 says.
+ *   Other mutants tried by hand (sed on a copy), and what spin reported:
+ *   publish without { W 0 }, SETVAL not clearing the Q undo, leaving while
+ *   armed with a hand-made { Q -1 }, the listener's re-arm split in two
+ *   calls, no N -1 at finish: all fail (lost message, a message taken
+ *   twice, deadlock). Joining at any time fails (deadlock, R3) only when
+ *   the writer has no re-release.
+ *
+ * Notes from the check
+ *   - In this model (race-free peers only) the re-release never fires:
+ *     with an assert(0) in its place the check still passes. Q stays 0
+ *     through the finish loop: joins need X, re-arms need N = 0.
+ *   - The gate a giving-up writer closes is not needed for safety here
+ *     (removing it passes); section 4 keeps it for a C writer coming next.
+ *   - Arming without SEM_UNDO still passes: that undo is about Q growing
+ *     (SEMVMX), which this bounded model does not check.
  */
 
 #ifndef M0
@@ -90,36 +136,58 @@ byte last[NL * NW];              /* last sequence number listener l took from wr
 
 #define ADD0(v, a) if :: (v) + (a) < 0 -> v = 0 :: else -> v = (v) + (a) fi
 
-/* semctl(Q, SETVAL, 0): also clears every process's undo for Q */
 /* listener l, if registered at the publish and still, took message s of writer me */
 #define TOOK(l) assert(!((snap[me] >> l) & 1) || !((regm >> l) & 1) || last[l * NW + me] == s)
 
+/* LEAKCHECK: a writer that gives up before publishing leaves the writers'
+ * gates on Q (Q less the listeners' pending arms) as it found them */
+#ifdef LEAKCHECK
+#define ARM(l) (adjQ[l] < 0 -> 1 : 0)
+#define GATES (Q - ARM(0) - ARM(1) - ARM(2))
+#define SAVEGATES g0 = GATES
+#define CHECKGATES assert(GATES == g0); g0 = 0
+#define CLEARGATES g0 = 0
+#else
+#define SAVEGATES skip
+#define CHECKGATES skip
+#define CLEARGATES skip
+#endif
+
+/* semctl(Q, SETVAL, 0): also clears every process's undo for Q */
 #define SETQ0 Q = 0; adjQ[0] = 0; adjQ[1] = 0; adjQ[2] = 0
 
 proctype Writer(byte me)
 {
 	bit patient;
 	byte s = 1;
+#ifdef LEAKCHECK
+	byte g0;                         /* writers' gates on Q when this round began */
+#endif
 
 	if
 	:: patient = 1
 	:: patient = 0
 	fi;
 next:
-	/* take: { X -1 UNDO, Q +1 } */
+	/* take: { X -1 UNDO, Q +1 } (GATE_AT_PUBLISH: { X -1 UNDO }) */
 	if
-#if defined(NOGATE) || defined(DRAFT1)
-	:: d_step { X > 0 -> X--; adjX[me]++ }
+#if defined(NOGATE) || defined(DRAFT1) || defined(GATE_AT_PUBLISH)
+	:: d_step { X > 0 -> SAVEGATES; X--; adjX[me]++ }
 #else
-	:: d_step { X > 0 -> X--; adjX[me]++; Q++ }
+	:: d_step { X > 0 -> SAVEGATES; X--; adjX[me]++; Q++ }
 #endif
 	:: !patient -> goto nextmsg      /* gave up waiting for X: holds nothing */
 	:: !patient -> goto killed
 	fi;
-	/* publish: { W 0, N +1 UNDO } */
+	/* publish: { W 0, N +1 UNDO } (GATE_AT_PUBLISH: { W 0, Q +1, N +1 UNDO }) */
 	if
-	:: d_step { W == 0 -> N++; adjN[me]--; snap[me] = regm }
-	:: !patient -> d_step { X++; adjX[me]-- }; goto nextmsg  /* gave up: X back, gate stays closed */
+#if defined(GATE_AT_PUBLISH) && !defined(NOGATE)
+	:: d_step { W == 0 -> Q++; N++; adjN[me]--; snap[me] = regm; CLEARGATES }
+#else
+	:: d_step { W == 0 -> N++; adjN[me]--; snap[me] = regm; CLEARGATES }
+#endif
+	/* gave up: X back (the gate closed at the take stays closed) */
+	:: !patient -> d_step { X++; adjX[me]--; CHECKGATES }; goto nextmsg
 	:: !patient -> goto killed
 	fi;
 	if
@@ -169,7 +237,7 @@ killed:
 	if
 	:: d_step {
 		ADD0(X, adjX[me]); ADD0(N, adjN[me]);
-		adjX[me] = 0; adjN[me] = 0; snap[me] = 0
+		adjX[me] = 0; adjN[me] = 0; snap[me] = 0; CLEARGATES
 	   }
 	fi;
 done:
@@ -178,15 +246,26 @@ done:
 
 proctype Listener(byte me; bit steady)
 {
+	/* steady: joined by init, stays, never dies. Otherwise it joins later
+	 * and may leave after copying a message (bus wait); and it is frail or
+	 * not: a frail one may also give up joining, leave while armed
+	 * (timeout), or be killed between any two steps; one that is not must
+	 * never be stuck, so a deadlock involving it shows. */
+	bit frail;
 	byte c0;                         /* first half of the copy */
 
 	if
-	:: steady                        /* joined by init */
+	:: steady
+	:: !steady -> frail = 1
+	:: !steady
+	fi;
+	if
+	:: steady
 	:: !steady ->
 		if
 		/* join: { X -1, X +1, W 0, S +1 UNDO, Q +1 UNDO } */
 		:: d_step { X > 0 && W == 0 -> S++; adjS[me]--; Q++; adjQ[me]--; regm = regm | (1 << me) }
-		:: goto done                 /* never joins, or killed before */
+		:: frail -> goto done        /* gave up joining, or killed before */
 		fi
 	fi;
 end_armed:
@@ -197,14 +276,14 @@ end_armed:
 #else
 	:: d_step { Q == 0 -> W++; adjW[me]-- }
 #endif
-	:: !steady -> d_step { S--; adjS[me]++; regm = regm & ~(1 << me) };  /* leave while armed */
-		goto exit
-	:: !steady -> goto exit          /* killed */
+	:: frail -> d_step { S--; adjS[me]++; regm = regm & ~(1 << me) };  /* leave while armed */
+		goto exit                /* then exit: the kernel undoes a pending arm */
+	:: frail -> goto exit            /* killed */
 	fi;
 	/* copy the message, in two steps */
 	if
 	:: c0 = seg0
-	:: !steady -> goto exit
+	:: frail -> goto exit
 	fi;
 	if
 	:: d_step {
@@ -215,7 +294,7 @@ end_armed:
 		last[me * NW + c0 / 4] = c0 % 4;
 		c0 = 0
 	   }
-	:: !steady -> goto exit
+	:: frail -> goto exit
 	fi;
 	if
 #ifdef DRAFT1
@@ -226,17 +305,17 @@ end_armed:
 	/* leave after copying: { S -1 UNDO, W -1 UNDO } */
 	:: !steady -> d_step { S--; adjS[me]++; W--; adjW[me]++; regm = regm & ~(1 << me) }; goto exit
 #endif
-	:: !steady -> goto exit
+	:: frail -> goto exit
 	fi;
 	/* Z(N) */
 	if
 	:: N == 0
-	:: !steady -> goto exit
+	:: frail -> goto exit
 	fi;
-	/* { S +1 UNDO, Q +1 UNDO, W -1 UNDO } */
+	/* { S +1 UNDO, Q +1 UNDO, W -1 UNDO }: count in, re-arm, let writers in */
 	if
 	:: d_step { S++; adjS[me]--; Q++; adjQ[me]--; W--; adjW[me]++ }
-	:: !steady -> goto exit
+	:: frail -> goto exit
 	fi;
 	goto end_armed;
 exit:
