@@ -364,9 +364,7 @@ func parseOwner(s string, groupOnly bool) (uid, gid int, err error) {
 			return 0, 0, &usageError{msg: fmt.Sprintf("owner %q: no user name", s), name: "chown"}
 		}
 		var ok bool
-		// 4294967295 is (uid_t)-1: "no change" to chown(2), refused by
-		// IPC_SET. It names no one.
-		if uid, ok = lookupID("/etc/passwd", user); !ok || uid == 1<<32-1 {
+		if uid, ok = lookupID("/etc/passwd", user); !ok {
 			return 0, 0, fmt.Errorf("no such user %q (not in /etc/passwd)", user)
 		}
 	}
@@ -379,7 +377,7 @@ func parseOwner(s string, groupOnly bool) (uid, gid int, err error) {
 			return 0, 0, &usageError{msg: fmt.Sprintf("group %q: no group name", s), name: name}
 		}
 		var ok bool
-		if gid, ok = lookupID("/etc/group", group); !ok || gid == 1<<32-1 {
+		if gid, ok = lookupID("/etc/group", group); !ok {
 			return 0, 0, fmt.Errorf("no such group %q (not in /etc/group)", group)
 		}
 	}

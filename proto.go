@@ -985,10 +985,12 @@ func lookupDB(file string, match func(fields []string) bool) (string, bool) {
 	return "", false
 }
 
-// lookupID resolves a user or group given by name or number.
+// lookupID resolves a user or group given by name or number. 4294967295
+// is (uid_t)-1, "no change" to chown(2) and refused by IPC_SET: it names
+// no one.
 func lookupID(file, name string) (int, bool) {
 	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
-		return int(n), true
+		return int(n), n != 1<<32-1
 	}
 	var id string
 	_, ok := lookupDB(file, func(f []string) bool {
@@ -1002,5 +1004,5 @@ func lookupID(file, name string) (int, bool) {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(id, 10, 32)
-	return int(n), err == nil
+	return int(n), err == nil && n != 1<<32-1
 }
