@@ -987,10 +987,12 @@ func lookupDB(file string, match func(fields []string) bool) (string, bool) {
 
 // lookupID resolves a user or group given by name or number. 4294967295
 // is (uid_t)-1, "no change" to chown(2) and refused by IPC_SET: it names
-// no one.
+// no one. An id that int cannot hold (2^31 and up on 32-bit arches) is
+// refused too, rather than turned negative, which Chown reads as "keep".
 func lookupID(file, name string) (int, bool) {
+	whole := func(n uint64) bool { return n != 1<<32-1 && uint64(int(n)) == n }
 	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
-		return int(n), n != 1<<32-1
+		return int(n), whole(n)
 	}
 	var id string
 	_, ok := lookupDB(file, func(f []string) bool {
@@ -1004,5 +1006,5 @@ func lookupID(file, name string) (int, bool) {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(id, 10, 32)
-	return int(n), err == nil && n != 1<<32-1
+	return int(n), err == nil && whole(n)
 }
