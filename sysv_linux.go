@@ -4,11 +4,33 @@ package main
 // syscall.Errno; proto.go adds what was being done and to which bus.
 //
 // Go's syscall package names the direct call numbers on only some
-// architectures, so the numbers live here, in one table per GOARCH. Where
-// each fact comes from: ../shared/design/sysv-abi.md, which gathered them from
-// the kernel's syscall tables, ipc/syscall.c and the uapi headers, and checked
-// them by probes. Where a kernel has direct calls only since 5.1 (386, mips,
-// ppc64, s390x), the ipc() multiplexer is used, which every kernel has.
+// architectures, so the numbers live here, in one table per GOARCH.
+// Where each fact comes from (../shared/design/sysv-abi.md gathers them):
+//   - call numbers: the kernel's syscall table named at each row below
+//     (arm's and mips n64's re-read for this file in Linux 6.x: both map
+//     semctl and shmctl to the old-style sys_old_semctl/sys_old_shmctl);
+//   - ipc() and its arguments: ipc/syscall.c (ksys_ipc, compat_ksys_ipc,
+//     and s390's five-argument sys_s390_ipc);
+//   - IPC_64: the old-style entry points (sys_old_semctl, sys_old_shmctl,
+//     and everything behind ipc()) strip it and use the 64-bit layouts only
+//     when it is set (ipc/util.h ipc_parse_version); the new-style semctl
+//     and shmctl of amd64 and the asm-generic table reject it (EINVAL);
+//   - SETVAL: ipc/sem.c ksys_semctl, "big-endian 64bit";
+//   - timespecs and layouts: the uapi sembuf.h, shmbuf.h and ipcbuf.h
+//     headers, and the syscall tables (arm's 312 is semtimedop_time32).
+//
+// Every row was run (arch_test.go): natively for amd64 and 386 (on an
+// x86_64 kernel), under qemu-user 7.2 for arm, arm64, riscv64, loong64,
+// mips, mipsle, mips64le, ppc64le and s390x; only the big-endian mips64
+// and ppc64, which share their rows with mips64le and s390x, were not.
+// Where a kernel has direct calls only since 5.1 (386, mips, ppc64,
+// s390x), the ipc() multiplexer is used, which every kernel has.
+//
+// Pointers reach the kernel only as unsafe.Pointer values converted to
+// uintptr in the very call to syscall.Syscall6 or RawSyscall6 (nosplit):
+// a uintptr made earlier and handed through a Go function would not follow
+// its object when the goroutine's stack is moved, and the kernel would
+// write into the old stack (go doc unsafe.Pointer, rule 4).
 
 import (
 	"runtime"
@@ -16,13 +38,15 @@ import (
 	"unsafe"
 )
 
-// sembuf is struct sembuf: the same 6-byte layout on every architecture.
+// sembuf is struct sembuf: the same 6-byte layout on every architecture
+// (include/uapi/linux/sem.h).
 type sembuf struct {
 	num uint16
 	op  int16
 	flg int16
 }
 
+// include/uapi/linux/ipc.h, sem.h, shm.h.
 const (
 	ipcCreat  = 0o1000
 	ipcExcl   = 0o2000
@@ -40,7 +64,7 @@ const (
 	shmRdonly = 0o10000
 )
 
-// ipc() call numbers (ipc/syscall.c).
+// ipc() call numbers (include/linux/ipc.h, as ipc/syscall.c reads them).
 const (
 	ipcSemop      = 1
 	ipcSemget     = 2
@@ -65,43 +89,47 @@ type sysvABI struct {
 }
 
 // abi is the table row of the architecture this binary was built for.
-var abi = func() sysvABI {
+var abi = abiFor(runtime.GOARCH)
+
+func abiFor(goarch string) sysvABI {
 	bigEndian64 := uint(0)
 	if unsafe.Sizeof(uintptr(0)) == 8 && isBigEndian() {
 		bigEndian64 = 32
 	}
-	switch runtime.GOARCH {
-	case "amd64": // arch/x86/entry/syscalls/syscall_64.tbl; IPC_64 must not be set
+	switch goarch {
+	case "amd64": // arch/x86/entry/syscalls/syscall_64.tbl: new-style ctl calls, IPC_64 is EINVAL
 		return sysvABI{semget: 64, semctl: 66, semtimedop: 220, shmget: 29, shmat: 30, shmctl: 31, shmdt: 67}
-	case "arm64", "riscv64", "loong64": // include/uapi/asm-generic/unistd.h
+	case "arm64", "riscv64", "loong64": // include/uapi/asm-generic/unistd.h: new-style, no IPC_64
 		return sysvABI{semget: 190, semctl: 191, semtimedop: 192, shmget: 194, shmat: 196, shmctl: 195, shmdt: 197}
-	case "arm": // arch/arm/tools/syscall.tbl (EABI); 312 takes a 32-bit timespec; 300/308 want IPC_64
+	case "arm": // arch/arm/tools/syscall.tbl (EABI): 300/308 are sys_old_semctl/shmctl (IPC_64); 312 is semtimedop_time32
 		return sysvABI{semget: 299, semctl: 300, semtimedop: 312, shmget: 307, shmat: 305, shmctl: 308, shmdt: 306, ipc64: 0x100}
-	case "mips64", "mips64le": // arch/mips/kernel/syscalls/syscall_n64.tbl
+	case "mips64", "mips64le": // arch/mips/kernel/syscalls/syscall_n64.tbl (5000+): 5064/5030 are sys_old_semctl/shmctl
 		return sysvABI{semget: 5062, semctl: 5064, semtimedop: 5214, shmget: 5028, shmat: 5029, shmctl: 5030, shmdt: 5065, ipc64: 0x100, setvalShift: bigEndian64}
-	case "mips", "mipsle": // o32: ipc() is 4117
+	case "mips", "mipsle": // syscall_o32.tbl (4000+): ipc is 4117
 		return sysvABI{ipc: 4117, ipc64: 0x100}
-	default: // 386, ppc64, ppc64le, s390x: ipc() is 117
+	case "386", "ppc64", "ppc64le", "s390x": // syscall_32.tbl, syscall.tbl (powerpc, s390): ipc is 117
 		return sysvABI{ipc: 117, ipc64: 0x100, setvalShift: bigEndian64}
 	}
-}()
+	// Go has no other Linux GOARCH today; a new one must be looked up, not guessed.
+	panic("bus: System V IPC calls are not known for GOARCH " + goarch)
+}
 
 func isBigEndian() bool {
 	x := uint16(1)
 	return *(*byte)(unsafe.Pointer(&x)) == 0
 }
 
-// ipc is the multiplexer. s390x's takes five arguments and reads "third"
-// where the others read "fifth" (semtimedop's timeout): callers pass the
-// timeout in both, which every kernel accepts.
-func ipc(call, first, second, third uintptr, ptr unsafe.Pointer, fifth uintptr) (uintptr, syscall.Errno) {
-	r, _, e := syscall.Syscall6(abi.ipc, call, first, second, third, uintptr(ptr), fifth)
+// ipc is the multiplexer, for the calls that pass it no pointer but ptr.
+// (shmat and semtimedop pass pointers in third and fifth: they call
+// syscall.Syscall6 themselves, so that the conversions stay in the call.)
+func ipc(call, first, second, third uintptr, ptr unsafe.Pointer) (uintptr, syscall.Errno) {
+	r, _, e := syscall.Syscall6(abi.ipc, call, first, second, third, uintptr(ptr), 0)
 	return r, e
 }
 
 func semget(key int32, nsems, flags int) (int, syscall.Errno) {
 	if abi.ipc != 0 {
-		r, e := ipc(ipcSemget, uintptr(key), uintptr(nsems), uintptr(flags), nil, 0)
+		r, e := ipc(ipcSemget, uintptr(key), uintptr(nsems), uintptr(flags), nil)
 		return int(r), e
 	}
 	r, _, e := syscall.RawSyscall(abi.semget, uintptr(key), uintptr(nsems), uintptr(flags))
@@ -109,20 +137,40 @@ func semget(key int32, nsems, flags int) (int, syscall.Errno) {
 }
 
 // timespec is the kernel's timespec for these calls: two longs (the old
-// 32-bit one on 32-bit architectures, which their semtimedop and ipc() take).
+// 32-bit one on 32-bit architectures, which their semtimedop and ipc() take:
+// arm's 312 is semtimedop_time32, and ipc(SEMTIMEDOP) reads an
+// old_timespec32 on a 32-bit kernel and in a 64-bit kernel's compat ipc).
 type timespec [2]uintptr
 
 // semtimedop blocks (in a syscall the Go scheduler knows about) until the
 // operations apply, the timeout runs out (EAGAIN) or a signal arrives (EINTR).
 // A nil timeout waits forever.
 func semtimedop(id int, ops []sembuf, timeout *timespec) syscall.Errno {
-	p := unsafe.Pointer(&ops[0])
 	if abi.ipc != 0 {
-		t := uintptr(unsafe.Pointer(timeout))
-		_, e := ipc(ipcSemtimedop, uintptr(id), uintptr(len(ops)), t, p, t)
+		// s390x's ipc takes five arguments and reads the timeout from
+		// "third" where the others read "fifth": pass it in both, which
+		// every kernel accepts (the others ignore third here).
+		_, _, e := syscall.Syscall6(abi.ipc, ipcSemtimedop, uintptr(id), uintptr(len(ops)),
+			uintptr(unsafe.Pointer(timeout)), uintptr(unsafe.Pointer(&ops[0])), uintptr(unsafe.Pointer(timeout)))
 		return e
 	}
-	_, _, e := syscall.Syscall6(abi.semtimedop, uintptr(id), uintptr(p), uintptr(len(ops)), uintptr(unsafe.Pointer(timeout)), 0, 0)
+	_, _, e := syscall.Syscall6(abi.semtimedop, uintptr(id), uintptr(unsafe.Pointer(&ops[0])), uintptr(len(ops)),
+		uintptr(unsafe.Pointer(timeout)), 0, 0)
+	return e
+}
+
+// semtimedopRaw is semtimedop without telling the Go scheduler: the thread
+// keeps its P while it blocks. For a process whose only work is this wait
+// (a listener printing to stdout, a broadcaster), that halves its context
+// switches per message; see Bus.raw for why it stays safe.
+func semtimedopRaw(id int, ops []sembuf, timeout *timespec) syscall.Errno {
+	if abi.ipc != 0 {
+		_, _, e := syscall.RawSyscall6(abi.ipc, ipcSemtimedop, uintptr(id), uintptr(len(ops)),
+			uintptr(unsafe.Pointer(timeout)), uintptr(unsafe.Pointer(&ops[0])), uintptr(unsafe.Pointer(timeout)))
+		return e
+	}
+	_, _, e := syscall.RawSyscall6(abi.semtimedop, uintptr(id), uintptr(unsafe.Pointer(&ops[0])), uintptr(len(ops)),
+		uintptr(unsafe.Pointer(timeout)), 0, 0)
 	return e
 }
 
@@ -134,33 +182,37 @@ func semctl(id, num, cmd int, val int) (int, syscall.Errno) {
 		arg <<= abi.setvalShift
 	}
 	if abi.ipc != 0 {
-		// ipc() reads the union from memory, even when it is unused.
-		r, e := ipc(ipcSemctl, uintptr(id), uintptr(num), uintptr(cmd)|abi.ipc64, unsafe.Pointer(&arg), 0)
+		// ipc() reads the union from memory, even when it is unused (a
+		// NULL ptr is EINVAL).
+		r, e := ipc(ipcSemctl, uintptr(id), uintptr(num), uintptr(cmd)|abi.ipc64, unsafe.Pointer(&arg))
 		return int(r), e
 	}
 	r, _, e := syscall.RawSyscall6(abi.semctl, uintptr(id), uintptr(num), uintptr(cmd)|abi.ipc64, arg, 0, 0)
 	return int(r), e
 }
 
-// ipcBuf is big enough for semid64_ds and shmid64_ds on every architecture.
+// ipcBuf is big enough for semid64_ds and shmid64_ds on every architecture
+// (at most 112 bytes: uapi sembuf.h and shmbuf.h), and 8-byte aligned, so
+// that word's 32-bit accesses are aligned (mips faults on unaligned ones).
 // Only struct ipc64_perm at its start is used, whose layout is the same
-// everywhere: key @0, uid @4, gid @8, cuid @12, cgid @16, mode @20.
-type ipcBuf [128]byte
+// everywhere (uapi ipcbuf.h): key @0, uid @4, gid @8, cuid @12, cgid @16,
+// mode @20.
+type ipcBuf [16]uint64
 
 // semctlBuf is semctl with a buffer (IPC_STAT, IPC_SET).
 func semctlBuf(id, cmd int, buf *ipcBuf) syscall.Errno {
-	p := unsafe.Pointer(buf)
 	if abi.ipc != 0 {
-		_, e := ipc(ipcSemctl, uintptr(id), 0, uintptr(cmd)|abi.ipc64, unsafe.Pointer(&p), 0)
+		p := unsafe.Pointer(buf) // the union word ipc() reads: the buffer's address
+		_, e := ipc(ipcSemctl, uintptr(id), 0, uintptr(cmd)|abi.ipc64, unsafe.Pointer(&p))
 		return e
 	}
-	_, _, e := syscall.RawSyscall6(abi.semctl, uintptr(id), 0, uintptr(cmd)|abi.ipc64, uintptr(p), 0, 0)
+	_, _, e := syscall.RawSyscall6(abi.semctl, uintptr(id), 0, uintptr(cmd)|abi.ipc64, uintptr(unsafe.Pointer(buf)), 0, 0)
 	return e
 }
 
 func shmget(key int32, size, flags int) (int, syscall.Errno) {
 	if abi.ipc != 0 {
-		r, e := ipc(ipcShmget, uintptr(key), uintptr(size), uintptr(flags), nil, 0)
+		r, e := ipc(ipcShmget, uintptr(key), uintptr(size), uintptr(flags), nil)
 		return int(r), e
 	}
 	r, _, e := syscall.RawSyscall(abi.shmget, uintptr(key), uintptr(size), uintptr(flags))
@@ -171,8 +223,11 @@ func shmget(key int32, size, flags int) (int, syscall.Errno) {
 func shmat(id, flags, size int) ([]byte, syscall.Errno) {
 	var addr unsafe.Pointer
 	if abi.ipc != 0 {
-		// ipc() stores the address in a word we give it.
-		if _, e := ipc(ipcShmat, uintptr(id), uintptr(flags), uintptr(unsafe.Pointer(&addr)), nil, 0); e != 0 {
+		// ipc() stores the address in the pointer-sized word that third
+		// points to (a compat_ulong_t in a 64-bit kernel's compat ipc:
+		// still our pointer's size).
+		_, _, e := syscall.RawSyscall6(abi.ipc, ipcShmat, uintptr(id), uintptr(flags), uintptr(unsafe.Pointer(&addr)), 0, 0)
+		if e != 0 {
 			return nil, e
 		}
 	} else {
@@ -188,7 +243,7 @@ func shmat(id, flags, size int) ([]byte, syscall.Errno) {
 func shmdt(mem []byte) syscall.Errno {
 	p := unsafe.Pointer(&mem[0])
 	if abi.ipc != 0 {
-		_, e := ipc(ipcShmdt, 0, 0, 0, p, 0)
+		_, e := ipc(ipcShmdt, 0, 0, 0, p)
 		return e
 	}
 	_, _, e := syscall.RawSyscall(abi.shmdt, uintptr(p), 0, 0)
@@ -196,19 +251,19 @@ func shmdt(mem []byte) syscall.Errno {
 }
 
 func shmctl(id, cmd int, buf *ipcBuf) syscall.Errno {
-	p := unsafe.Pointer(buf)
 	if abi.ipc != 0 {
-		_, e := ipc(ipcShmctl, uintptr(id), uintptr(cmd)|abi.ipc64, 0, p, 0)
+		_, e := ipc(ipcShmctl, uintptr(id), uintptr(cmd)|abi.ipc64, 0, unsafe.Pointer(buf))
 		return e
 	}
-	_, _, e := syscall.RawSyscall(abi.shmctl, uintptr(id), uintptr(cmd)|abi.ipc64, uintptr(p))
+	_, _, e := syscall.RawSyscall(abi.shmctl, uintptr(id), uintptr(cmd)|abi.ipc64, uintptr(unsafe.Pointer(buf)))
 	return e
 }
 
-// perm reads and writes struct ipc64_perm in an IPC_STAT/IPC_SET buffer.
-func (b *ipcBuf) word(off int) *uint32 { return (*uint32)(unsafe.Pointer(&b[off])) }
-func (b *ipcBuf) uid() uint32          { return *b.word(4) }
-func (b *ipcBuf) gid() uint32          { return *b.word(8) }
+// word is the native-order 32-bit word at byte offset off of an
+// IPC_STAT/IPC_SET buffer, which holds struct ipc64_perm at its start.
+func (b *ipcBuf) word(off uintptr) *uint32 { return (*uint32)(unsafe.Add(unsafe.Pointer(b), off)) }
+func (b *ipcBuf) uid() uint32              { return *b.word(4) }
+func (b *ipcBuf) gid() uint32              { return *b.word(8) }
 func (b *ipcBuf) setOwner(uid, gid uint32) {
 	*b.word(4), *b.word(8) = uid, gid
 }
@@ -220,19 +275,4 @@ func (b *ipcBuf) mode() uint32 { v := *b.word(20); return (v | v>>16) & 0o777 }
 func (b *ipcBuf) setMode(m uint32) {
 	m &= 0o777
 	*b.word(20) = m | m<<16
-}
-
-// semtimedopRaw is semtimedop without telling the Go scheduler: the thread
-// keeps its P while it blocks. For a process whose only work is this wait
-// (a listener printing to stdout, a broadcaster), that halves its context
-// switches per message; see Bus.raw for why it stays safe.
-func semtimedopRaw(id int, ops []sembuf, timeout *timespec) syscall.Errno {
-	p := unsafe.Pointer(&ops[0])
-	t := uintptr(unsafe.Pointer(timeout))
-	if abi.ipc != 0 {
-		_, _, e := syscall.RawSyscall6(abi.ipc, ipcSemtimedop, uintptr(id), uintptr(len(ops)), t, uintptr(p), t)
-		return e
-	}
-	_, _, e := syscall.RawSyscall6(abi.semtimedop, uintptr(id), uintptr(p), uintptr(len(ops)), t, 0, 0)
-	return e
 }
