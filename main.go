@@ -235,37 +235,45 @@ func listen(o *options, deadline time.Time, stdout, stderr io.Writer) error {
 		sep = 0
 	}
 	var buf [shmSize + 1]byte // the message and its separator
+	emit := func(n int) error {
+		buf[n] = sep
+		if _, err := stdout.Write(buf[:n+1]); err != nil {
+			return fmt.Errorf("writing a message: %w", err)
+		}
+		return nil
+	}
 	for {
 		n, err := b.Next((*[shmSize]byte)(buf[:shmSize]), deadline)
 		if err != nil {
 			return timeoutWords(b, err, o)
 		}
-		msg := buf[:n]
-		matched := o.match == nil || o.match.Match(msg)
-		var stayErr error
+		matched := o.match == nil || o.match.Match(buf[:n])
 		if once && matched {
-			stayErr = b.Leave()
-		} else {
-			stayErr = b.Stay(deadline)
-		}
-		if matched {
+			leaveErr := b.Leave()
 			if run != nil {
-				if once {
-					return run.wait(msg)
-				}
-				run.start(msg)
-			} else {
-				buf[n] = sep
-				if _, err := stdout.Write(buf[:n+1]); err != nil {
-					return fmt.Errorf("writing a message: %w", err)
-				}
+				return run.wait(buf[:n])
 			}
-			if once {
-				return stayErr
+			if err := emit(n); err != nil {
+				return err
+			}
+			return leaveErr
+		}
+		if err := b.CountOut(); err != nil {
+			return err
+		}
+		// Printed once counted out, not after the round: a round that a
+		// stopped listener holds open does not hold up this one's output.
+		if matched && run == nil {
+			if err := emit(n); err != nil {
+				return err
 			}
 		}
-		if stayErr != nil {
-			return timeoutWords(b, stayErr, o)
+		err = b.Rearm(deadline)
+		if matched && run != nil {
+			run.start(buf[:n]) // the round is over: a command never holds it up
+		}
+		if err != nil {
+			return timeoutWords(b, err, o)
 		}
 	}
 }

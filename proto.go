@@ -415,9 +415,19 @@ func (b *Bus) Next(buf *[shmSize]byte, deadline time.Time) (int, error) {
 // Stay finishes the listener's part of the round and re-arms for the next.
 // On a timeout it has left the bus.
 func (b *Bus) Stay(deadline time.Time) error {
-	if err := b.semop(opCountOut, time.Time{}); err != nil {
+	if err := b.CountOut(); err != nil {
 		return err
 	}
+	return b.Rearm(deadline)
+}
+
+// CountOut tells the writer this listener has the message: the writer
+// may finish. The listener still holds W until Rearm.
+func (b *Bus) CountOut() error { return b.semop(opCountOut, time.Time{}) }
+
+// Rearm waits for the writer to finish and re-arms for the next message.
+// On a timeout it has left the bus.
+func (b *Bus) Rearm(deadline time.Time) error {
 	if err := b.semop(opWaitN, deadline); err != nil {
 		if err == errTimeout {
 			b.semop(opDropW, time.Time{})
@@ -736,6 +746,11 @@ func repairIfStale(path string) error {
 	if err != nil || !stale {
 		return err
 	}
+	// A link (a well-known path naming a bus kept elsewhere) stays a link:
+	// the bus it names is the one repaired.
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
 	removeObjects(sem, shm) // whichever half is left
 	o, err := makeObjects(int(objectMode(st.Mode)))
 	if err != nil {
@@ -811,12 +826,12 @@ func Remove(path string) (note string, err error) {
 	}
 	if e1 == 0 {
 		if _, e := semctl(semid, 0, ipcRmid, 0); e != 0 {
-			return "", rmidError(path, "semaphores", sem, e)
+			return "", ownerError(path, "removing", "semaphores", sem, e)
 		}
 	}
 	if e2 == 0 {
 		if e := shmctl(shmid, ipcRmid, nil); e != 0 {
-			return "", rmidError(path, "shared memory", shm, e)
+			return "", ownerError(path, "removing", "shared memory", shm, e)
 		}
 	}
 	if err := os.Remove(path); err != nil {
@@ -828,7 +843,9 @@ func Remove(path string) (note string, err error) {
 	return "", nil
 }
 
-func rmidError(path, what string, key int32, e syscall.Errno) error {
+// ownerError words a failure to remove or change (IPC_RMID, IPC_SET) one
+// of a bus's objects, which only its owner, its creator or root may do.
+func ownerError(path, doing, what string, key int32, e syscall.Errno) error {
 	if e == syscall.EPERM || e == syscall.EACCES {
 		owner := ""
 		if o, ok := procObject(what == "semaphores", key); ok {
@@ -836,7 +853,7 @@ func rmidError(path, what string, key int32, e syscall.Errno) error {
 		}
 		return failf(path, e, "permission denied: only the bus's owner or root may change or remove its %s%s", what, owner)
 	}
-	return failf(path, e, "removing the %s: %v", what, e)
+	return failf(path, e, "%s the %s: %v", doing, what, e)
 }
 
 // setObjects applies change to the IPC_STAT of both objects and IPC_SETs it.
@@ -848,7 +865,7 @@ func setObjects(path string, sem, shm int32, semid, shmid int, change func(*ipcB
 		e = semctlBuf(semid, ipcSet, &b)
 	}
 	if e != 0 {
-		return rmidError(path, "semaphores", sem, e)
+		return ownerError(path, "changing", "semaphores", sem, e)
 	}
 	b = ipcBuf{}
 	if e = shmctl(shmid, ipcStat, &b); e == 0 {
@@ -856,7 +873,7 @@ func setObjects(path string, sem, shm int32, semid, shmid int, change func(*ipcB
 		e = shmctl(shmid, ipcSet, &b)
 	}
 	if e != 0 {
-		return rmidError(path, "shared memory", shm, e)
+		return ownerError(path, "changing", "shared memory", shm, e)
 	}
 	return nil
 }

@@ -1474,22 +1474,24 @@ func TestCreateThroughSymlinks(t *testing.T) {
 		t.Fatal("create replaced the link to a live bus")
 	}
 
-	// A link to a stale bus: the repair writes beside the link, by rename,
-	// never into the target.
+	// A link to a stale bus (a well-known path linked to a bus kept
+	// elsewhere): the repair makes the target a live bus again, by a new
+	// file renamed over it, and the link still names it.
 	sem, shm, _, _ := readBusFile(target)
 	removeObjects(sem, shm)
 	stale, _ := os.ReadFile(target)
 	bus(t, "", "create", link).expect(t, 0, "")
-	t.Cleanup(func() { removeQuietly(link) })
-	if after, _ := os.ReadFile(target); !bytes.Equal(stale, after) {
-		t.Fatalf("the repair wrote into the link's target: %q -> %q", stale, after)
+	if after, _ := os.ReadFile(target); bytes.Equal(stale, after) {
+		t.Fatalf("the link's target was not repaired: %q", after)
 	}
-	st, err := os.Lstat(link)
-	if err != nil || !st.Mode().IsRegular() {
-		t.Fatalf("after the repair the path is %v, %v; want a regular bus file", st.Mode(), err)
+	if dest, err := os.Readlink(link); err != nil || dest != target {
+		t.Fatalf("the link now names %q (%v), want %q", dest, err, target)
 	}
 	if s, _, _, _, err := staleness(link); err != nil || s {
 		t.Fatalf("the repaired bus is stale (%v) or unreadable (%v)", s, err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(outside, ".target.tmp*")); len(names) != 0 {
+		t.Fatalf("temporary files left: %v", names)
 	}
 	if names, _ := filepath.Glob(filepath.Join(dir, ".link.tmp*")); len(names) != 0 {
 		t.Fatalf("temporary files left: %v", names)
