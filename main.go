@@ -213,7 +213,7 @@ func listen(o *options, deadline time.Time, stdout, stderr io.Writer) error {
 	}
 	defer b.Close()
 	if err := b.Join(deadline); err != nil {
-		return timeoutWords(b, err, o)
+		return timeoutWords(b, err, o, 0)
 	}
 	if o.readyFD >= 0 {
 		// Registered: no broadcast from now on can be missed.
@@ -242,12 +242,15 @@ func listen(o *options, deadline time.Time, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	for {
+	for got := 0; ; {
 		n, err := b.Next((*[shmSize]byte)(buf[:shmSize]), deadline)
 		if err != nil {
-			return timeoutWords(b, err, o)
+			return timeoutWords(b, err, o, got)
 		}
 		matched := o.match == nil || o.match.Match(buf[:n])
+		if matched {
+			got++
+		}
 		if once && matched {
 			leaveErr := b.Leave()
 			if run != nil {
@@ -273,20 +276,22 @@ func listen(o *options, deadline time.Time, stdout, stderr io.Writer) error {
 			run.start(buf[:n]) // the round is over: a command never holds it up
 		}
 		if err != nil {
-			return timeoutWords(b, err, o)
+			return timeoutWords(b, err, o, got)
 		}
 	}
 }
 
-func timeoutWords(b *Bus, err error, o *options) error {
-	if err == errTimeout {
-		what := "no message"
-		if o.match != nil {
-			what = "no matching message"
-		}
-		return failf(b.Path, err, "timed out after %v: %s", o.timeout, what)
+func timeoutWords(b *Bus, err error, o *options, got int) error {
+	if err != errTimeout {
+		return err
 	}
-	return err
+	switch {
+	case o.name == "listen":
+		return failf(b.Path, err, "timed out after %v (-t), having received %d message(s)", o.timeout, got)
+	case o.match != nil:
+		return failf(b.Path, err, "timed out after %v: no matching message", o.timeout)
+	}
+	return failf(b.Path, err, "timed out after %v: no message", o.timeout)
 }
 
 // runner runs sh -c COMMAND with $msg for each message, started in message

@@ -881,8 +881,10 @@ func TestTimeouts(t *testing.T) {
 	path := newBus(t)
 	r := bus(t, "", "wait", "-t", "200ms", path)
 	r.expect(t, 124, path+": timed out after 200ms: no message")
-	r = bus(t, "", "listen", "-t", "200ms", "-m", "x", path)
+	r = bus(t, "", "wait", "-t", "200ms", "-m", "x", path)
 	r.expect(t, 124, "no matching message")
+	r = bus(t, "", "listen", "-t", "200ms", path)
+	r.expect(t, 124, path+": timed out after 200ms (-t), having received 0 message(s)")
 	if v := semValue(t, path, semS); v != 0 {
 		t.Fatalf("S = %d after timed-out listeners", v)
 	}
