@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if binPath != os.Args[0] { // the copy testBinary made
+		os.RemoveAll(filepath.Dir(binPath))
+	}
 	after, err := sysvObjects()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
