@@ -2354,6 +2354,9 @@ func TestReferenceDeadlock(t *testing.T) {
 	defer b.Close()
 	const limit = 20000
 	stall := 500 * time.Millisecond
+	if os.Getenv("BUS_TEST_EXEC_PREFIX") != "" {
+		stall = 5 * time.Second // under qemu, slowness alone can last 500 ms
+	}
 	start := time.Now()
 	sent := 0
 	for ; sent < limit; sent++ {
@@ -2368,8 +2371,12 @@ func TestReferenceDeadlock(t *testing.T) {
 	// R1: the listener armed late (Q = 1) and waits for a zero that came
 	// before; the writer waited for S = 0 and gave up (its fail path gave N
 	// and X back). The listener got every message up to the stalled one.
-	q, s, x, nn := semValue(t, path, semQ), semValue(t, path, semS), semValue(t, path, semX), semValue(t, path, semN)
+	// The listener may still be on its way into Z(Q) (slow under qemu).
 	zq, _ := semctl(id, semQ, semGetz, 0)
+	for deadline := time.Now().Add(patience); zq != 1 && time.Now().Before(deadline); zq, _ = semctl(id, semQ, semGetz, 0) {
+		time.Sleep(time.Millisecond)
+	}
+	q, s, x, nn := semValue(t, path, semQ), semValue(t, path, semS), semValue(t, path, semX), semValue(t, path, semN)
 	if q != 1 || zq != 1 || s != 1 || x != 1 || nn != 0 {
 		t.Fatalf("stalled with Q=%d (waiting for 0: %d) S=%d X=%d N=%d; want R1's Q=1 (1 waiting) S=1, X=1 N=0 after the writer gave up", q, zq, s, x, nn)
 	}
