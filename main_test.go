@@ -391,37 +391,34 @@ func checkWireFormat(t *testing.T, path string) {
 			t.Fatalf("line %d %q is not a decimal key in range", i+1, lines[i])
 		}
 	}
-	sem, ok := procObject(true, int32(keys[0]))
-	if !ok {
-		t.Fatalf("no semaphore array of key %d", keys[0])
-	}
-	if sem.perms&0o777 != 0o600 {
-		t.Errorf("semaphore mode %o, want 600", sem.perms)
-	}
-	semData, _ := os.ReadFile("/proc/sysvipc/sem")
-	for _, l := range strings.Split(string(semData), "\n") {
-		if f := strings.Fields(l); len(f) > 3 && f[0] == lines[0] && f[3] != "5" {
-			t.Errorf("nsems %s, want 5", f[3])
-		}
-	}
+	sem := checkObject(t, "sem", lines[0], "5")
 	for i, want := range []int{0, 0, 1, 0, 0} {
 		if v, e := semctl(int(sem.id), i, semGetval, 0); e != 0 || v != want {
 			t.Errorf("semaphore %d = %d (%v), want %d", i, v, e, want)
 		}
 	}
-	shm, ok := procObject(false, int32(keys[1]))
+	checkObject(t, "shm", lines[1], "2048")
+}
+
+// checkObject checks, from /proc/sysvipc/KIND, that the object of key
+// exists with mode 600 and the size (nsems or bytes) in column 4.
+func checkObject(t *testing.T, kind, key, size string) procEntry {
+	t.Helper()
+	k, _ := strconv.ParseInt(key, 10, 32)
+	o, ok := procObject(kind == "sem", int32(k))
 	if !ok {
-		t.Fatalf("no segment of key %d", keys[1])
+		t.Fatalf("no %s object of key %s", kind, key)
 	}
-	if shm.perms&0o777 != 0o600 {
-		t.Errorf("segment mode %o, want 600", shm.perms)
+	if o.perms&0o777 != 0o600 {
+		t.Errorf("%s mode %o, want 600", kind, o.perms)
 	}
-	shmData, _ := os.ReadFile("/proc/sysvipc/shm")
-	for _, l := range strings.Split(string(shmData), "\n") {
-		if f := strings.Fields(l); len(f) > 3 && f[0] == lines[1] && f[3] != "2048" {
-			t.Errorf("segment size %s, want 2048", f[3])
+	data, _ := os.ReadFile("/proc/sysvipc/" + kind)
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) > 3 && f[0] == key && f[3] != size {
+			t.Errorf("%s size %s, want %s", kind, f[3], size)
 		}
 	}
+	return o
 }
 
 func TestCreateAtPath(t *testing.T) {
