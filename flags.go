@@ -1,14 +1,13 @@
 package main
 
-// The command line: one flag.FlagSet per subcommand, built afresh for each
-// parse, and the parsers of its operands (permissions, owners).
+// The command line: each subcommand's flags, parsed afresh for each run,
+// and the parsers of its operands (permissions, owners).
 
 import (
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -152,7 +151,7 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	if i >= len(args) {
 		for _, a := range pre {
 			if a == "-h" || a == "-help" || a == "--help" {
-				fmt.Fprint(stdout, helpText(""))
+				io.WriteString(stdout, helpText(""))
 				return nil, errHelp
 			}
 		}
@@ -161,80 +160,109 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	name := args[i]
 	sc, ok := subcommands[name]
 	if !ok {
-		return nil, &usageError{msg: fmt.Sprintf("unknown subcommand %q", name)}
+		return nil, &usageError{msg: sprintf("unknown subcommand %q", name)}
 	}
 	o := &options{name: name, readyFD: -1}
-	fs := flag.NewFlagSet("bus "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	for _, f := range sc.flags {
-		switch f {
-		case 'x':
-			fs.BoolVar(&o.excl, "x", false, "")
-		case 'n':
-			fs.BoolVar(&o.nowait, "n", false, "")
-		case '0':
-			fs.BoolVar(&o.nul, "0", false, "")
-		case 't':
-			fs.Func("t", "", func(s string) error {
-				d, err := time.ParseDuration(s)
-				if err != nil {
-					return errors.New("not a duration (try 500ms, 2s, 1m)")
-				}
-				if d <= 0 {
-					return errors.New("the duration must be more than 0")
-				}
-				o.timeout = d
-				return nil
-			})
-		case 'm':
-			fs.Func("m", "", func(s string) (err error) {
-				o.match, err = regexp.Compile(s)
-				if err != nil {
-					return errors.New(strings.TrimPrefix(err.Error(), "error parsing regexp: "))
-				}
-				return nil
-			})
-		case 'r':
-			fs.Func("r", "", func(s string) error {
-				fd, err := parseFD(s)
-				o.readyFD = fd
-				return err
-			})
-		}
+	rest, err := parseFlags(sc.flags, o, append(pre, args[i+1:]...))
+	if err == errHelp {
+		io.WriteString(stdout, helpText(name))
+		return nil, errHelp
 	}
-	rest := append(pre, args[i+1:]...)
-	if err := fs.Parse(rest); err != nil {
-		if err == flag.ErrHelp {
-			fmt.Fprint(stdout, helpText(name))
-			return nil, errHelp
-		}
-		return nil, &usageError{msg: flagMessage(err), name: name}
+	if err != nil {
+		return nil, &usageError{msg: err.Error(), name: name}
 	}
-	o.args = fs.Args()
+	o.args = rest
 	if n := len(o.args); n < sc.minArgs || n > sc.maxArgs {
 		what := "missing operand"
 		if n > sc.maxArgs {
-			what = fmt.Sprintf("extra operand %q", o.args[sc.maxArgs])
+			what = sprintf("extra operand %q", o.args[sc.maxArgs])
 		}
 		return nil, &usageError{msg: what, name: name}
 	}
 	return o, nil
 }
 
-// flagMessage rewords the flag package's errors as one line.
-func flagMessage(err error) string {
-	s := err.Error()
-	if rest, ok := strings.CutPrefix(s, "invalid value "); ok {
-		// invalid value "x" for flag -t: why. The quoted value may hold
-		// ": " or " for flag " itself: cut after it, at the last one.
-		if i := strings.LastIndex(rest, " for flag "); i >= 0 {
-			if flagName, why, ok := strings.Cut(rest[i+len(" for flag "):], ": "); ok {
-				return fmt.Sprintf("%s %s: %s", flagName, rest[:i], why)
+// parseFlags sets in o the flags (of known, by name) at the head of args
+// and returns the operands after them. It reads what the flag package
+// reads: -f or --f, -f=V or -f V, flags until the first operand or "--",
+// -h and -help for help; it is not the flag package, which would bring fmt
+// and reflect with it, a tenth of the binary.
+func parseFlags(known string, o *options, args []string) ([]string, error) {
+	for len(args) > 0 {
+		a := args[0]
+		if len(a) < 2 || a[0] != '-' {
+			break
+		}
+		args = args[1:]
+		if a == "--" {
+			break
+		}
+		name := a[1:]
+		if name[0] == '-' {
+			name = name[1:]
+		}
+		if name == "" || name[0] == '-' || name[0] == '=' {
+			return nil, errors.New("bad flag syntax: " + a)
+		}
+		name, value, hasValue := strings.Cut(name, "=")
+		if len(name) != 1 || !strings.Contains(known, name) {
+			if name == "h" || name == "help" {
+				return nil, errHelp
 			}
+			return nil, errors.New("flag not known: -" + name)
+		}
+		if !strings.Contains(valueFlags, name) {
+			on := true
+			if hasValue {
+				var err error
+				if on, err = strconv.ParseBool(value); err != nil {
+					return nil, errors.New("-" + name + " " + strconv.Quote(value) + ": not true or false")
+				}
+			}
+			switch name {
+			case "x":
+				o.excl = on
+			case "n":
+				o.nowait = on
+			case "0":
+				o.nul = on
+			}
+			continue
+		}
+		if !hasValue {
+			if len(args) == 0 {
+				return nil, errors.New("flag needs an argument: -" + name)
+			}
+			value, args = args[0], args[1:]
+		}
+		if err := setValueFlag(o, name, value); err != nil {
+			return nil, errors.New("-" + name + " " + strconv.Quote(value) + ": " + err.Error())
 		}
 	}
-	return strings.Replace(s, "provided but not defined", "not known", 1)
+	return args, nil
+}
+
+// setValueFlag sets -t, -m or -r.
+func setValueFlag(o *options, name, s string) (err error) {
+	switch name {
+	case "t":
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return errors.New("not a duration (try 500ms, 2s, 1m)")
+		}
+		if d <= 0 {
+			return errors.New("the duration must be more than 0")
+		}
+		o.timeout = d
+	case "m":
+		o.match, err = regexp.Compile(s)
+		if err != nil {
+			return errors.New(strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		}
+	case "r":
+		o.readyFD, err = parseFD(s)
+	}
+	return err
 }
 
 // parseFD parses -r's file descriptor and checks that it is open.
@@ -297,7 +325,7 @@ func parseMode(s string) (func(current uint32) uint32, error) {
 	}
 	if strings.Trim(s, "01234567") == "" {
 		if len(s) > 4 {
-			return nil, fmt.Errorf("permissions %q: octal mode too long", s)
+			return nil, errorf("permissions %q: octal mode too long", s)
 		}
 		var m uint32
 		for _, c := range s {
@@ -306,13 +334,13 @@ func parseMode(s string) (func(current uint32) uint32, error) {
 		return func(uint32) uint32 { return m & 0o777 }, nil
 	}
 	if strings.Trim(s, "ugoa=+-") != "" {
-		return nil, fmt.Errorf("permissions %q: use octal (660) or u, g, o with =, + and - (ug, +o, u-g)", s)
+		return nil, errorf("permissions %q: use octal (660) or u, g, o with =, + and - (ug, +o, u-g)", s)
 	}
 	// An operator that no class follows ("=", "u+", "g=-o") would change
 	// nothing and still succeed.
 	for i, c := range s {
 		if strings.ContainsRune("=+-", c) && (i+1 == len(s) || strings.ContainsRune("=+-", rune(s[i+1]))) {
-			return nil, fmt.Errorf("permissions %q: %c must be followed by u, g, o or a", s, c)
+			return nil, errorf("permissions %q: %c must be followed by u, g, o or a", s, c)
 		}
 	}
 	return func(current uint32) uint32 {
@@ -361,11 +389,11 @@ func parseOwner(s string, groupOnly bool) (uid, gid int, err error) {
 	uid, gid = -1, -1
 	if !groupOnly {
 		if user == "" {
-			return 0, 0, &usageError{msg: fmt.Sprintf("owner %q: no user name", s), name: "chown"}
+			return 0, 0, &usageError{msg: sprintf("owner %q: no user name", s), name: "chown"}
 		}
 		var ok bool
 		if uid, ok = lookupID("/etc/passwd", user); !ok {
-			return 0, 0, fmt.Errorf("no such user %q (not in /etc/passwd)", user)
+			return 0, 0, errorf("no such user %q (not in /etc/passwd)", user)
 		}
 	}
 	if hasGroup {
@@ -374,11 +402,11 @@ func parseOwner(s string, groupOnly bool) (uid, gid int, err error) {
 			if groupOnly {
 				name = "chgrp"
 			}
-			return 0, 0, &usageError{msg: fmt.Sprintf("group %q: no group name", s), name: name}
+			return 0, 0, &usageError{msg: sprintf("group %q: no group name", s), name: name}
 		}
 		var ok bool
 		if gid, ok = lookupID("/etc/group", group); !ok {
-			return 0, 0, fmt.Errorf("no such group %q (not in /etc/group)", group)
+			return 0, 0, errorf("no such group %q (not in /etc/group)", group)
 		}
 	}
 	return uid, gid, nil

@@ -22,12 +22,10 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,18 +45,18 @@ func (e exitError) Error() string { return "exit status " + strconv.Itoa(int(e))
 
 // exitStatus reports err on stderr and maps it to the exit status.
 func exitStatus(err error, stderr io.Writer) int {
-	var usage *usageError
-	var status exitError
+	status, isStatus := as[exitError](err)
+	usage, isUsage := as[*usageError](err)
 	switch {
 	case err == nil, errors.Is(err, errHelp):
 		return 0
-	case errors.As(err, &status):
+	case isStatus:
 		return int(status)
-	case errors.As(err, &usage):
-		fmt.Fprintf(stderr, "bus: %s\n%s\n", usage.msg, synopsis(usage.name))
+	case isUsage:
+		fprintf(stderr, "bus: %s\n%s\n", usage.msg, synopsis(usage.name))
 		return 2
 	}
-	fmt.Fprintf(stderr, "bus: %v\n", err)
+	fprintf(stderr, "bus: %v\n", err)
 	if errors.Is(err, errTimeout) {
 		return 124
 	}
@@ -81,10 +79,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if len(o.args) == 1 {
 			name = o.args[0]
 			if _, ok := subcommands[name]; !ok {
-				return &usageError{msg: fmt.Sprintf("no subcommand %q", name), name: "help"}
+				return &usageError{msg: sprintf("no subcommand %q", name), name: "help"}
 			}
 		}
-		fmt.Fprint(stdout, helpText(name))
+		io.WriteString(stdout, helpText(name))
 		return nil
 	case "create":
 		path := ""
@@ -93,13 +91,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		p, err := Create(path, o.excl)
 		if err == nil && path == "" {
-			fmt.Fprintln(stdout, p)
+			io.WriteString(stdout, p+"\n")
 		}
 		return err
 	case "remove":
 		note, err := Remove(o.args[0])
 		if note != "" {
-			fmt.Fprintf(stderr, "bus: %s\n", note)
+			fprintf(stderr, "bus: %s\n", note)
 		}
 		return err
 	case "broadcast":
@@ -115,11 +113,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case "chown", "chgrp":
 		uid, gid, err := parseOwner(o.args[0], o.name == "chgrp")
 		if err != nil {
-			var u *usageError
-			if errors.As(err, &u) {
+			if _, ok := as[*usageError](err); ok {
 				return err
 			}
-			return fmt.Errorf("%s: %w", o.args[1], err)
+			return errorf("%s: %w", o.args[1], err)
 		}
 		return Chown(o.args[1], uid, gid)
 	case "info":
@@ -136,7 +133,7 @@ func broadcast(o *options, stdin io.Reader, stderr io.Writer) error {
 	if len(o.args) == 2 && o.args[1] != "-" {
 		msg := []byte(o.args[1])
 		if err := checkMessage(msg); err != nil {
-			return fmt.Errorf("%s: %w; nothing sent", path, err)
+			return errorf("%s: %w; nothing sent", path, err)
 		}
 		b, err := Open(path, false)
 		if err != nil {
@@ -165,17 +162,17 @@ func broadcast(o *options, stdin io.Reader, stderr io.Writer) error {
 			return timedOut
 		}
 		if err == bufio.ErrBufferFull {
-			return fmt.Errorf("%s: stdin %s %d: message too long (at most %d bytes); it and what follows were not sent", path, what, n, maxMessage)
+			return errorf("%s: stdin %s %d: message too long (at most %d bytes); it and what follows were not sent", path, what, n, maxMessage)
 		}
 		if err != nil && err != io.EOF {
-			return fmt.Errorf("%s: reading stdin: %w", path, err)
+			return errorf("%s: reading stdin: %w", path, err)
 		}
 		rec = bytes.TrimSuffix(rec, []byte{sep})
 		if cerr := checkMessage(rec); cerr != nil {
-			return fmt.Errorf("%s: stdin %s %d: %w; it and what follows were not sent", path, what, n, cerr)
+			return errorf("%s: stdin %s %d: %w; it and what follows were not sent", path, what, n, cerr)
 		}
 		if serr := send(b, rec, o); errors.Is(serr, errTimeout) {
-			fmt.Fprintf(stderr, "bus: stdin %s %d: %v\n", what, n, serr)
+			fprintf(stderr, "bus: stdin %s %d: %v\n", what, n, serr)
 			timedOut = exitError(124)
 		} else if serr != nil {
 			return serr
@@ -238,7 +235,7 @@ func listen(o *options, deadline time.Time, stdout, stderr io.Writer) error {
 	emit := func(n int) error {
 		buf[n] = sep
 		if _, err := stdout.Write(buf[:n+1]); err != nil {
-			return fmt.Errorf("writing a message: %w", err)
+			return errorf("writing a message: %w", err)
 		}
 		return nil
 	}
@@ -298,8 +295,8 @@ func timeoutWords(b *Bus, err error, o *options, got int) error {
 // order by one goroutine, so that starting a process never holds up the
 // listener's round. One more goroutine reaps every child with wait4(-1):
 // one thread blocked however many commands run at once, where a Wait per
-// child would hold a thread each. os.StartProcess, not os/exec, which would
-// add half a megabyte to the binary.
+// child would hold a thread each. syscall.ForkExec, not os/exec, which would
+// add half a megabyte to the binary, nor os.StartProcess (pidfds, 20 KB).
 type runner struct {
 	command        string
 	stdout, stderr io.Writer
@@ -309,7 +306,8 @@ type runner struct {
 
 	sh      string
 	argv    []string
-	attr    *os.ProcAttr
+	attr    *syscall.ProcAttr
+	files   [2]*os.File // attr's stdout and stderr, kept from the collector
 	spawned int
 }
 
@@ -324,18 +322,23 @@ func newRunner(command string, stdout, stderr io.Writer) *runner {
 // spawn starts sh -c COMMAND with $msg set to msg. Found once, the shell's
 // path, argv and environment are reused: garbage per start is what keeps a
 // listener's heap, so its resident memory, growing with the commands run.
-func (r *runner) spawn(msg string) (*os.Process, error) {
+func (r *runner) spawn(msg string) (pid int, err error) {
 	if r.attr == nil {
 		sh, err := lookPath("sh")
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
-		stdout, stderr := fileFor(r.stdout), fileFor(r.stderr)
+		r.files = [2]*os.File{fileFor(r.stdout), fileFor(r.stderr)}
 		r.sh, r.argv = sh, []string{"sh", "-c", r.command}
-		r.attr = &os.ProcAttr{Env: append(os.Environ(), ""), Files: []*os.File{nil, stdout, stderr}}
+		r.attr = &syscall.ProcAttr{Env: append(os.Environ(), ""),
+			Files: []uintptr{^uintptr(0), r.files[0].Fd(), r.files[1].Fd()}} // no stdin
 	}
 	r.attr.Env[len(r.attr.Env)-1] = "msg=" + msg
-	return os.StartProcess(r.sh, r.argv, r.attr)
+	pid, err = syscall.ForkExec(r.sh, r.argv, r.attr)
+	if err != nil {
+		return 0, &os.PathError{Op: "fork/exec", Path: r.sh, Err: err}
+	}
+	return pid, nil
 }
 
 // fileFor gives children w as a file: w itself, or a pipe copied into it
@@ -348,7 +351,18 @@ func fileFor(w io.Writer) *os.File {
 	if err != nil {
 		return nil
 	}
-	go func() { io.Copy(w, pr); pr.Close() }()
+	go func() {
+		// A loop, not io.Copy: its splice and sendfile paths are 8 KB.
+		buf := make([]byte, 4096)
+		for {
+			n, err := pr.Read(buf)
+			w.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		pr.Close()
+	}()
 	return pw
 }
 
@@ -360,11 +374,14 @@ func lookPath(name string) (string, error) {
 	}
 	for _, dir := range filepath.SplitList(path) {
 		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		// syscall.Stat, not os.Stat: its FileInfo would keep time.Time's
+		// formatting and zone loading in the binary.
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Mode&0o111 != 0 {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%s not found in $PATH", name)
+	return "", errorf("%s not found in $PATH", name)
 }
 
 func (r *runner) start(msg []byte) {
@@ -381,12 +398,10 @@ func (r *runner) start(msg []byte) {
 func (r *runner) spawnAll() {
 	defer close(r.done)
 	for m := range r.queue {
-		p, err := r.spawn(m)
-		if err != nil {
-			fmt.Fprintf(r.stderr, "bus: running the command: %v\n", err)
+		if _, err := r.spawn(m); err != nil {
+			fprintf(r.stderr, "bus: running the command: %v\n", err)
 			continue
 		}
-		p.Release() // the reaper waits for it, by pid
 		r.started <- struct{}{}
 		// Freed heap pages stay resident until the scavenger's slow return;
 		// giving them back every 64 starts keeps a command-running
@@ -434,19 +449,24 @@ func (r *runner) stop() {
 // wait runs the command for msg and returns its exit status (128 + the
 // signal's number if a signal ended it, as shells report it).
 func (r *runner) wait(msg []byte) error {
-	p, err := r.spawn(string(msg))
+	pid, err := r.spawn(string(msg))
 	if err != nil {
-		return fmt.Errorf("running the command: %w", err)
+		return errorf("running the command: %w", err)
 	}
-	st, err := p.Wait()
-	if err != nil {
-		return fmt.Errorf("waiting for the command: %w", err)
+	var ws syscall.WaitStatus
+	for {
+		_, err = syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			break
+		}
 	}
-	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	switch {
+	case err != nil:
+		return errorf("waiting for the command: %w", err)
+	case ws.Signaled():
 		return exitError(128 + int(ws.Signal()))
-	}
-	if code := st.ExitCode(); code != 0 {
-		return exitError(code)
+	case ws.ExitStatus() != 0:
+		return exitError(ws.ExitStatus())
 	}
 	return nil
 }
@@ -467,10 +487,10 @@ func info(path string, stdout io.Writer) error {
 		ok   bool
 	}{{"semaphores", sem, semE, semOK}, {"shared memory", shm, shmE, shmOK}} {
 		if !o.ok {
-			objects = append(objects, []string{o.name, fmt.Sprintf("key %d", o.key), "GONE"})
+			objects = append(objects, []string{o.name, sprintf("key %d", o.key), "GONE"})
 			continue
 		}
-		objects = append(objects, []string{o.name, fmt.Sprintf("key %d, id %d", o.key, o.e.id),
+		objects = append(objects, []string{o.name, sprintf("key %d, id %d", o.key, o.e.id),
 			"owner " + userName(o.e.uid), "group " + groupName(o.e.gid), "mode " + modeString(o.e.perms&0o777)})
 	}
 	objects.print(stdout)
@@ -482,30 +502,30 @@ func info(path string, stdout io.Writer) error {
 	for i := range nsems {
 		var e syscall.Errno
 		if vals[i], e = semctl(semid, i, semGetval, 0); e != 0 {
-			fmt.Fprintf(stdout, "\nsemaphores cannot be read: %v (they need read permission)\n", e)
+			fprintf(stdout, "\nsemaphores cannot be read: %v (they need read permission)\n", e)
 			return nil
 		}
 		ncnt[i], _ = semctl(semid, i, semGetn, 0)
 		zcnt[i], _ = semctl(semid, i, semGetz, 0)
 		pids[i], _ = semctl(semid, i, semGetpid, 0)
 	}
-	fmt.Fprintf(stdout, "\nlisteners: %d registered, %d copying a message\n", vals[semS], vals[semW])
+	fprintf(stdout, "\nlisteners: %d registered, %d copying a message\n", vals[semS], vals[semW])
 	switch {
 	case vals[semX] == 0 && vals[semN] > 0:
-		fmt.Fprintf(stdout, "broadcast: in progress, published, waiting for %d listener(s) to take it\n", vals[semS])
+		fprintf(stdout, "broadcast: in progress, published, waiting for %d listener(s) to take it\n", vals[semS])
 	case vals[semX] == 0:
-		fmt.Fprintf(stdout, "broadcast: in progress, waiting for listeners to finish copying\n")
+		fprintf(stdout, "broadcast: in progress, waiting for listeners to finish copying\n")
 	default:
-		fmt.Fprintf(stdout, "broadcast: none in progress\n")
+		fprintf(stdout, "broadcast: none in progress\n")
 	}
 	sems := table{{"semaphore", "value", "waiting to take", "waiting for 0", "last pid"}}
 	for i, name := range []string{"S listeners", "W copying", "X writers' lock", "Q gate", "N publishing"} {
 		sems = append(sems, []string{name, strconv.Itoa(vals[i]), strconv.Itoa(ncnt[i]), strconv.Itoa(zcnt[i]), strconv.Itoa(pids[i])})
 	}
-	fmt.Fprintln(stdout)
+	io.WriteString(stdout, "\n")
 	sems.print(stdout)
 	procs := attached(shm)
-	fmt.Fprintf(stdout, "\n%d process(es) attached\n", len(procs))
+	fprintf(stdout, "\n%d process(es) attached\n", len(procs))
 	if len(procs) > 0 {
 		t := table{{"pid", "state", "command"}}
 		for _, p := range procs {
@@ -534,7 +554,9 @@ func (t table) print(w io.Writer) {
 		for i, c := range row {
 			b.WriteString(c)
 			if i < len(row)-1 {
-				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+2))
+				for n := utf8.RuneCountInString(c); n < widths[i]+2; n++ {
+					b.WriteByte(' ')
+				}
 			}
 		}
 		b.WriteByte('\n')
@@ -551,33 +573,63 @@ type proc struct {
 // attached lists the processes that have the segment of key mapped, from
 // /proc/PID/maps, where it shows as /SYSV followed by the key in hex.
 func attached(key int32) []proc {
-	name := fmt.Sprintf("/SYSV%08x", uint32(key))
-	dirs, _ := os.ReadDir("/proc")
+	name := sprintf("/SYSV%08x", uint32(key))
 	var out []proc
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		maps, err := os.ReadFile("/proc/" + d.Name() + "/maps")
+	for _, pid := range pids() {
+		dir := "/proc/" + strconv.Itoa(pid)
+		maps, err := readFile(dir + "/maps")
 		if err != nil || !bytes.Contains(maps, []byte(name)) {
 			continue
 		}
 		p := proc{pid: pid, state: "?", cmd: "?"}
-		if comm, err := os.ReadFile("/proc/" + d.Name() + "/comm"); err == nil {
+		if comm, err := readFile(dir + "/comm"); err == nil {
 			p.cmd = strings.TrimSpace(string(comm))
 		}
-		if stat, err := os.ReadFile("/proc/" + d.Name() + "/stat"); err == nil {
+		if stat, err := readFile(dir + "/stat"); err == nil {
 			if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) {
 				p.state = procState(stat[i+2])
 			}
 		}
-		if cmdline, err := os.ReadFile("/proc/" + d.Name() + "/cmdline"); err == nil && len(cmdline) > 0 {
-			p.cmd = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
+		if cmdline, err := readFile(dir + "/cmdline"); err == nil && len(cmdline) > 0 {
+			p.cmd = strings.TrimSpace(string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
 		}
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b proc) int { return a.pid - b.pid })
+	return out
+}
+
+// pids lists the processes in /proc, in increasing order.
+func pids() []int {
+	fd, err := syscall.Open("/proc", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer syscall.Close(fd)
+	var out []int
+	buf := make([]byte, 8192)
+	for {
+		n, err := syscall.ReadDirent(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			break
+		}
+		_, _, names := syscall.ParseDirent(buf[:n], -1, nil)
+		for _, name := range names {
+			pid, err := strconv.Atoi(name)
+			if err != nil {
+				continue
+			}
+			// Insertion: /proc lists pids in order already, almost always.
+			i := len(out)
+			out = append(out, pid)
+			for ; i > 0 && out[i-1] > pid; i-- {
+				out[i] = out[i-1]
+			}
+			out[i] = pid
+		}
+	}
 	return out
 }
 
@@ -597,4 +649,115 @@ func procState(c byte) string {
 		return "zombie"
 	}
 	return string(c)
+}
+
+// sprintf is fmt.Sprintf for the verbs bus uses: %s %v %d %q %c %x %w and a
+// zero-padded width (%08x). fmt, and the reflect it brings, would be a
+// tenth of the binary, which must fit a router's flash in 2 MB.
+func sprintf(format string, args ...any) string {
+	var b []byte
+	for i := 0; i < len(format); i++ {
+		if format[i] != '%' || i+1 == len(format) {
+			b = append(b, format[i])
+			continue
+		}
+		i++
+		zero, width := false, 0
+		for ; i+1 < len(format) && format[i] >= '0' && format[i] <= '9'; i++ {
+			zero = zero || (width == 0 && format[i] == '0')
+			width = width*10 + int(format[i]-'0')
+		}
+		verb := format[i]
+		if verb == '%' {
+			b = append(b, '%')
+			continue
+		}
+		var arg any = "%!" + string(verb) + "(MISSING)"
+		if len(args) > 0 {
+			arg, args = args[0], args[1:]
+		}
+		var s string
+		switch verb {
+		case 'd':
+			s = intString(arg, 10)
+		case 'x':
+			s = intString(arg, 16)
+		case 'c':
+			if r, ok := arg.(rune); ok {
+				s = string(r)
+			} else {
+				s = string(rune(arg.(byte)))
+			}
+		case 'q':
+			s = strconv.Quote(argString(arg))
+		default: // s, v, w
+			s = argString(arg)
+		}
+		pad := byte(' ')
+		if zero {
+			pad = '0'
+		}
+		for n := utf8.RuneCountInString(s); n < width; n++ {
+			b = append(b, pad)
+		}
+		b = append(b, s...)
+	}
+	return string(b)
+}
+
+func argString(arg any) string {
+	switch a := arg.(type) {
+	case string:
+		return a
+	case error:
+		return a.Error()
+	case time.Duration: // not any Stringer: that would keep time.Time's
+		return a.String() // formatting and time zones in the binary
+	case nil:
+		return "<nil>"
+	}
+	return intString(arg, 10)
+}
+
+func intString(arg any, base int) string {
+	switch a := arg.(type) {
+	case int:
+		return strconv.FormatInt(int64(a), base)
+	case int32:
+		return strconv.FormatInt(int64(a), base)
+	case int64:
+		return strconv.FormatInt(a, base)
+	case uint16:
+		return strconv.FormatUint(uint64(a), base)
+	case uint32:
+		return strconv.FormatUint(uint64(a), base)
+	case uint64:
+		return strconv.FormatUint(a, base)
+	}
+	panic("sprintf: unexpected argument")
+}
+
+// wrapError is what fmt.Errorf makes of a %w.
+type wrapError struct {
+	msg string
+	err error
+}
+
+func (e *wrapError) Error() string { return e.msg }
+func (e *wrapError) Unwrap() error { return e.err }
+
+// errorf is fmt.Errorf: with a %w, the error wraps that argument.
+func errorf(format string, args ...any) error {
+	msg := sprintf(format, args...)
+	if i := strings.Index(format, "%w"); i >= 0 {
+		n := strings.Count(format[:i], "%") - 2*strings.Count(format[:i], "%%")
+		if err, ok := args[n].(error); ok {
+			return &wrapError{msg, err}
+		}
+	}
+	return errors.New(msg)
+}
+
+func fprintf(w io.Writer, format string, args ...any) {
+	io.WriteString(w, sprintf(format, args...))
 }

@@ -31,8 +31,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -131,7 +129,7 @@ func (e *busError) Error() string { return e.path + ": " + e.what }
 func (e *busError) Unwrap() error { return e.err }
 
 func failf(path string, err error, format string, args ...any) error {
-	return &busError{path: path, what: fmt.Sprintf(format, args...), err: err}
+	return &busError{path: path, what: sprintf(format, args...), err: err}
 }
 
 // parseKeys reads the bus file's contents: two lines, each a decimal key in
@@ -148,13 +146,13 @@ func parseKeys(data []byte) (sem, shm int32, err error) {
 				}
 				return 0, 0, errors.New("only one line")
 			}
-			return 0, 0, fmt.Errorf("line %d is not ended by a newline", i+1)
+			return 0, 0, errorf("line %d is not ended by a newline", i+1)
 		}
 		line := rest[:nl]
 		rest = rest[nl+1:]
 		k, err := parseKey(line)
 		if err != nil {
-			return 0, 0, fmt.Errorf("line %d %w", i+1, err)
+			return 0, 0, errorf("line %d %w", i+1, err)
 		}
 		keys[i] = k
 	}
@@ -184,7 +182,7 @@ func parseKey(line []byte) (int32, error) {
 		v = v*10 + int64(c-'0')
 	}
 	if neg || v < 1 || v > maxKey {
-		return 0, fmt.Errorf("is out of range (keys are 1 to %d)", maxKey)
+		return 0, errorf("is out of range (keys are 1 to %d)", maxKey)
 	}
 	return int32(v), nil
 }
@@ -240,8 +238,8 @@ func readBusFile(path string) (sem, shm int32, st *syscall.Stat_t, err error) {
 
 // fileError words a failure on the bus file itself.
 func fileError(path, doing string, err error) error {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
+	errno, ok := as[syscall.Errno](err)
+	if !ok {
 		return failf(path, err, "%s: %v", doing, err)
 	}
 	switch errno {
@@ -264,9 +262,9 @@ func ownerNote(path string) string {
 		if syscall.Stat(filepath.Dir(path), &st) != nil {
 			return ""
 		}
-		return fmt.Sprintf(" (its folder belongs to %s, mode %s)", userName(st.Uid), modeString(st.Mode&0o777))
+		return sprintf(" (its folder belongs to %s, mode %s)", userName(st.Uid), modeString(st.Mode&0o777))
 	}
-	return fmt.Sprintf(" (it belongs to %s, mode %s)", userName(st.Uid), modeString(st.Mode&0o777))
+	return sprintf(" (it belongs to %s, mode %s)", userName(st.Uid), modeString(st.Mode&0o777))
 }
 
 func modeString(m uint32) string {
@@ -318,7 +316,7 @@ func (b *Bus) objectError(what string, key int32, role, need string, e syscall.E
 	case syscall.EACCES, syscall.EPERM:
 		owner := ""
 		if o, ok := procObject(what == "semaphores", key); ok {
-			owner = fmt.Sprintf(", owned by %s, mode %s", userName(o.uid), modeString(o.perms))
+			owner = sprintf(", owned by %s, mode %s", userName(o.uid), modeString(o.perms))
 		}
 		return failf(b.Path, e, "permission denied: %s needs %s permission on the bus's %s%s", role, need, what, owner)
 	case syscall.EINVAL:
@@ -494,10 +492,10 @@ func (b *Bus) Broadcast(msg []byte, deadline time.Time, nowait bool) (missed int
 // checkMessage says why msg cannot be sent, or returns nil.
 func checkMessage(msg []byte) error {
 	if len(msg) > maxMessage {
-		return fmt.Errorf("message too long (%d bytes; at most %d)", len(msg), maxMessage)
+		return errorf("message too long (%d bytes; at most %d)", len(msg), maxMessage)
 	}
 	if i := bytes.IndexByte(msg, 0); i >= 0 {
-		return fmt.Errorf("message has a NUL byte at offset %d", i)
+		return errorf("message has a NUL byte at offset %d", i)
 	}
 	if !utf8.Valid(msg) {
 		return errors.New("message is not valid UTF-8")
@@ -509,13 +507,22 @@ func checkMessage(msg []byte) error {
 // brings a FIPS DRBG, AES and SHA into the binary (about 390 KB of a 2 MB
 // budget) for the same bytes.
 func randomRead(b []byte) error {
-	f, err := os.Open("/dev/urandom")
+	fd, err := syscall.Open("/dev/urandom", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: "/dev/urandom", Err: err}
 	}
-	defer f.Close()
-	_, err = io.ReadFull(f, b)
-	return err
+	defer syscall.Close(fd)
+	for len(b) > 0 {
+		n, err := syscall.Read(fd, b)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "read", Path: "/dev/urandom", Err: err}
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // randomKey returns a key in 1..2^30-1.
@@ -577,12 +584,12 @@ func makeObjects(perm int) (o objects, err error) {
 		if o.semid, e = semget(o.semKey, nsems, ipcCreat|ipcExcl|perm); e == 0 {
 			break
 		} else if e != syscall.EEXIST {
-			return o, fmt.Errorf("creating the semaphores: %w", e)
+			return o, errorf("creating the semaphores: %w", e)
 		}
 	}
 	if _, e := semctl(o.semid, semX, semSetval, 1); e != 0 {
 		o.remove()
-		return o, fmt.Errorf("setting up the semaphores: %w", e)
+		return o, errorf("setting up the semaphores: %w", e)
 	}
 	for {
 		if o.shmKey, err = randomKey(); err != nil {
@@ -594,7 +601,7 @@ func makeObjects(perm int) (o objects, err error) {
 			break
 		} else if e != syscall.EEXIST {
 			o.remove()
-			return o, fmt.Errorf("creating the shared memory: %w", e)
+			return o, errorf("creating the shared memory: %w", e)
 		}
 	}
 	return o, nil
@@ -615,8 +622,8 @@ func (o *objects) remove() {
 func Create(path string, excl bool) (string, error) {
 	if path == "" {
 		dir := defaultBusDir()
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return "", failf(dir, err, "making the bus folder: %v", unwrapPathError(err))
+		if err := mkdirAll(dir, 0o755); err != nil {
+			return "", failf(dir, err, "making the bus folder: %v", err)
 		}
 		for {
 			name, err := randomName()
@@ -646,7 +653,8 @@ func Create(path string, excl bool) (string, error) {
 // half-written and two creates racing for one path make one bus. existed
 // reports that path was there already (nothing was made then).
 func createAt(path string) (existed bool, err error) {
-	if _, err := os.Lstat(path); err == nil {
+	var st syscall.Stat_t
+	if syscall.Lstat(path, &st) == nil {
 		return true, os.ErrExist
 	}
 	o, err := makeObjects(0o600)
@@ -679,39 +687,134 @@ func writeTemp(path string, data []byte, like *syscall.Stat_t) (string, error) {
 			return "", failf(path, err, "choosing a temporary name: %v", err)
 		}
 		tmp := filepath.Join(dir, "."+base+".tmp"+name[7:15])
-		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-		if errors.Is(err, os.ErrExist) {
+		fd, err := syscall.Open(tmp, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+		if err == syscall.EEXIST {
 			continue
 		}
 		if err != nil {
-			return "", fileError(path, "creating", unwrapPathError(err))
+			return "", fileError(path, "creating", err)
 		}
 		if like != nil {
-			f.Chown(int(like.Uid), int(like.Gid)) // keeps ours if not permitted
-			f.Chmod(os.FileMode(like.Mode & 0o777))
+			syscall.Fchown(fd, int(like.Uid), int(like.Gid)) // keeps ours if not permitted
+			syscall.Fchmod(fd, like.Mode&0o777)
 		}
-		_, err = f.Write(data)
-		if cerr := f.Close(); err == nil {
+		err = writeAll(fd, data)
+		if cerr := syscall.Close(fd); err == nil {
 			err = cerr
 		}
 		if err != nil {
 			os.Remove(tmp)
-			return "", failf(path, err, "writing the bus file: %v", unwrapPathError(err))
+			return "", failf(path, err, "writing the bus file: %v", err)
 		}
 		return tmp, nil
 	}
 }
 
 func unwrapPathError(err error) error {
-	var pe *os.PathError
-	var le *os.LinkError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	if errors.As(err, &le) {
-		return le.Err
+	switch e := err.(type) {
+	case *os.PathError:
+		return e.Err
+	case *os.LinkError:
+		return e.Err
 	}
 	return err
+}
+
+// as is errors.As for one type, along a chain of Unwrap() error: enough
+// for bus's errors, without errors.As's reflection.
+func as[T error](err error) (T, bool) {
+	for err != nil {
+		if t, ok := err.(T); ok {
+			return t, true
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			break
+		}
+		err = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
+// readFile is os.ReadFile without os's FileInfo, whose ModTime would keep
+// time.Time's formatting and zone loading in the binary.
+func readFile(name string) ([]byte, error) {
+	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	defer syscall.Close(fd)
+	data := make([]byte, 0, 4096)
+	for {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := syscall.Read(fd, data[len(data):cap(data)])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: name, Err: err}
+		}
+		if n == 0 {
+			return data, nil
+		}
+		data = data[:len(data)+n]
+	}
+}
+
+func writeAll(fd int, data []byte) error {
+	for len(data) > 0 {
+		n, err := syscall.Write(fd, data)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// followLinks follows path while it is a symbolic link (40 at most, as
+// the kernel does) and returns what it names. Not filepath.EvalSymlinks:
+// see readFile.
+func followLinks(path string) string {
+	buf := make([]byte, syscall.PathMax)
+	for range 40 {
+		n, err := syscall.Readlink(path, buf)
+		if err != nil {
+			break
+		}
+		target := string(buf[:n])
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return path
+}
+
+// mkdirAll is os.MkdirAll (see readFile).
+func mkdirAll(dir string, perm uint32) error {
+	var st syscall.Stat_t
+	if syscall.Stat(dir, &st) == nil {
+		if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+			return syscall.ENOTDIR
+		}
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := mkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := syscall.Mkdir(dir, perm); err != nil && err != syscall.EEXIST {
+		return err
+	}
+	return nil
 }
 
 // staleness reports whether the bus at path is stale: its file is a bus
@@ -734,12 +837,18 @@ func repairIfStale(path string) error {
 	if err != nil || !stale {
 		return err
 	}
-	f, err := os.Open(path)
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return fileError(path, "reading", err)
 	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	defer syscall.Close(fd)
+	for {
+		err = syscall.Flock(fd, syscall.LOCK_EX)
+		if err != syscall.EINTR { // the runtime's signals interrupt the wait
+			break
+		}
+	}
+	if err != nil {
 		return failf(path, err, "locking the bus file: %v", err)
 	}
 	stale, sem, shm, st, err := staleness(path) // another create may have repaired it
@@ -748,9 +857,7 @@ func repairIfStale(path string) error {
 	}
 	// A link (a well-known path naming a bus kept elsewhere) stays a link:
 	// the bus it names is the one repaired.
-	if target, err := filepath.EvalSymlinks(path); err == nil {
-		path = target
-	}
+	path = followLinks(path)
 	removeObjects(sem, shm) // whichever half is left
 	o, err := makeObjects(int(objectMode(st.Mode)))
 	if err != nil {
@@ -761,9 +868,9 @@ func repairIfStale(path string) error {
 	}
 	tmp, err := writeTemp(path, formatKeys(o.semKey, o.shmKey), st)
 	if err == nil {
-		if err = os.Rename(tmp, path); err != nil {
+		if err = syscall.Rename(tmp, path); err != nil {
 			os.Remove(tmp)
-			err = fileError(path, "rewriting", unwrapPathError(err))
+			err = fileError(path, "rewriting", err)
 		}
 	}
 	if err != nil {
@@ -849,7 +956,7 @@ func ownerError(path, doing, what string, key int32, e syscall.Errno) error {
 	if e == syscall.EPERM || e == syscall.EACCES {
 		owner := ""
 		if o, ok := procObject(what == "semaphores", key); ok {
-			owner = fmt.Sprintf(" (owned by %s)", userName(o.uid))
+			owner = sprintf(" (owned by %s)", userName(o.uid))
 		}
 		return failf(path, e, "permission denied: only the bus's owner or root may change or remove its %s%s", what, owner)
 	}
@@ -955,7 +1062,7 @@ func procObject(sem bool, key int32) (procEntry, bool) {
 	if sem {
 		name = "/proc/sysvipc/sem"
 	}
-	data, err := os.ReadFile(name)
+	data, err := readFile(name)
 	if err != nil {
 		return procEntry{}, false
 	}
@@ -996,7 +1103,7 @@ func idName(file string, id uint32, kind string) string {
 // lookupDB returns field 0 of the first line of a passwd-like file that match
 // accepts, or field 2 with lookupID.
 func lookupDB(file string, match func(fields []string) bool) (string, bool) {
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
 		return "", false
 	}

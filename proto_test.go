@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -236,6 +238,20 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"chmod", "u"}, options{}, "missing operand"},
 		{[]string{"wait", "-t", "0", "p"}, options{}, "-t \"0\": the duration must be more than 0"},
 		{[]string{"wait", "-t", "1x", "p"}, options{}, "not a duration"},
+		// What the flag package accepted, parseFlags accepts.
+		{[]string{"create", "--x", "p"}, options{name: "create", excl: true, args: []string{"p"}}, ""},
+		{[]string{"create", "-x=true", "-x=false", "p"}, options{name: "create", args: []string{"p"}}, ""},
+		{[]string{"wait", "--t", "3s", "-0=1", "p"}, options{name: "wait", timeout: 3 * time.Second, nul: true, args: []string{"p"}}, ""},
+		{[]string{"wait", "-m=^a=b$", "p"}, options{name: "wait", args: []string{"p"}}, ""},
+		{[]string{"broadcast", "-", "m"}, options{name: "broadcast", args: []string{"-", "m"}}, ""},
+		{[]string{"create", "-x=maybe", "p"}, options{}, `-x "maybe": not true or false`},
+		{[]string{"create", "---x", "p"}, options{}, "bad flag syntax: ---x"},
+		{[]string{"create", "-=x", "p"}, options{}, "bad flag syntax: -=x"},
+		{[]string{"wait", "p", "-t"}, options{name: "wait", args: []string{"p", "-t"}}, ""},
+		{[]string{"wait", "-t"}, options{}, "flag needs an argument: -t"},
+		{[]string{"wait", "-xy", "p"}, options{}, "flag not known: -xy"},
+		{[]string{"wait", "-m", "(", "p"}, options{}, `-m "(": missing closing ): ` + "`(`"},
+		{[]string{"listen", "-r", "x", "p"}, options{}, `-r "x": not a file descriptor number`},
 	} {
 		o, err := parseArgs(c.args, &bytes.Buffer{})
 		if c.err != "" {
@@ -255,6 +271,95 @@ func TestParseArgs(t *testing.T) {
 			o.timeout != c.want.timeout || o.readyFD != c.want.readyFD || strings.Join(o.args, "|") != strings.Join(c.want.args, "|") {
 			t.Errorf("parseArgs(%q) = %+v, want %+v", c.args, *o, c.want)
 		}
+	}
+}
+
+func TestParseArgsHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"wait", "-h"}, {"wait", "-help", "p"}, {"wait", "--h"}} {
+		var out bytes.Buffer
+		if _, err := parseArgs(args, &out); err != errHelp || !strings.HasPrefix(out.String(), "bus: ") && !strings.HasPrefix(out.String(), "usage: bus wait") {
+			t.Errorf("parseArgs(%q) = %v, printing %.30q; want help", args, err, out.String())
+		}
+	}
+}
+
+// TestSprintf holds sprintf and errorf to what fmt makes of the same
+// formats, for every verb bus uses.
+func TestSprintf(t *testing.T) {
+	errno := syscall.ENOENT
+	for _, c := range []struct {
+		format string
+		args   []any
+	}{
+		{"plain", nil},
+		{"%s: %d listener(s), %q", []any{"p", 3, "a \"b\"\n"}},
+		{"key %d, id %d, %d %d", []any{int32(-5), uint32(7), int64(-9), uint64(1 << 40)}},
+		{"/SYSV%08x", []any{uint32(0x1abc)}},
+		{"/SYSV%08x", []any{uint32(0xdeadbeef)}},
+		{"%c must be", []any{'g'}},
+		{"%c!", []any{byte('x')}},
+		{"after %v: %v", []any{1500 * time.Millisecond, errno}},
+		{"100%% %s", []any{"done"}},
+		{"%s and %s", []any{"one"}},
+		{"%v", []any{nil}},
+	} {
+		want := fmt.Sprintf(c.format, c.args...)
+		if c.format == "%s and %s" {
+			want = "one and %!s(MISSING)"
+		}
+		if got := sprintf(c.format, c.args...); got != want {
+			t.Errorf("sprintf(%q) = %q, want %q", c.format, got, want)
+		}
+	}
+	err := errorf("%s: %d: %w; nothing sent", "p", 2, errno)
+	if err.Error() != "p: 2: no such file or directory; nothing sent" || !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("errorf wrapped %v, Is ENOENT %v", err, errors.Is(err, syscall.ENOENT))
+	}
+	if e, ok := as[syscall.Errno](errorf("outer: %w", errorf("inner: %w", errno))); !ok || e != errno {
+		t.Errorf("as through two wraps = %v, %v", e, ok)
+	}
+	if _, ok := as[*usageError](errorf("x: %v", &usageError{msg: "u"})); ok {
+		t.Errorf("%%v must not wrap")
+	}
+}
+
+// TestFileHelpers covers what replaced os.ReadFile, os.MkdirAll and
+// filepath.EvalSymlinks.
+func TestFileHelpers(t *testing.T) {
+	dir := t.TempDir()
+	big := bytes.Repeat([]byte("0123456789"), 1000) // past readFile's first 4 KB
+	if err := os.WriteFile(dir+"/f", big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readFile(dir + "/f"); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("readFile: %d bytes, %v", len(got), err)
+	}
+	if _, err := readFile(dir + "/none"); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("readFile of nothing: %v", err)
+	}
+	if err := mkdirAll(dir+"/a/b/c", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := mkdirAll(dir+"/a/b/c", 0o755); err != nil {
+		t.Fatalf("again: %v", err)
+	}
+	if st, err := os.Stat(dir + "/a/b/c"); err != nil || !st.IsDir() {
+		t.Fatalf("mkdirAll made %v, %v", st, err)
+	}
+	if err := mkdirAll(dir+"/f/x", 0o755); err != syscall.ENOTDIR {
+		t.Fatalf("mkdirAll under a file: %v", err)
+	}
+	os.Symlink("f", dir+"/l1")         // relative
+	os.Symlink(dir+"/l1", dir+"/a/l2") // absolute, to a link
+	os.Symlink("loop", dir+"/loop")    // never ends
+	if got := followLinks(dir + "/a/l2"); got != dir+"/f" {
+		t.Errorf("followLinks = %q, want %q", got, dir+"/f")
+	}
+	if got := followLinks(dir + "/f"); got != dir+"/f" {
+		t.Errorf("followLinks of a file = %q", got)
+	}
+	if got := followLinks(dir + "/loop"); got != dir+"/loop" {
+		t.Errorf("followLinks of a loop = %q", got)
 	}
 }
 
