@@ -1464,6 +1464,52 @@ func TestStreamGoesOnAfterTimeout(t *testing.T) {
 	}
 }
 
+// TestIdleListenerSleeps: a listener with nothing to receive sleeps. Its
+// raw wait used to hold its P to the end, so the runtime's preemption
+// signal woke it 100 times a second, and its sysmon thread as often.
+func TestIdleListenerSleeps(t *testing.T) {
+	path := newBus(t)
+	l := startListener(t, nil, "listen", path)
+	switches := func() int {
+		n := 0
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", l.cmd.Process.Pid))
+		for _, task := range tasks {
+			data, _ := os.ReadFile(task)
+			for _, line := range strings.Split(string(data), "\n") {
+				if f := strings.Fields(line); len(f) == 2 && strings.HasSuffix(f[0], "ctxt_switches:") {
+					v, _ := strconv.Atoi(f[1])
+					n += v
+				}
+			}
+		}
+		return n
+	}
+	// The runtime winds down after start (sysmon backs off from 20 us to
+	// sleeping): wait, bounded, for a quiet 100 ms, then count over 1 s.
+	// The old wait was never quiet: about 200 switches a second.
+	deadline := time.Now().Add(patience)
+	for last := switches(); ; {
+		time.Sleep(100 * time.Millisecond)
+		n := switches()
+		if n == last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an idle listener never stopped being woken: %d switches in the last 100 ms", n-last)
+		}
+		last = n
+	}
+	before := switches()
+	time.Sleep(time.Second)
+	if n := switches() - before; n > 5 {
+		t.Errorf("an idle listener was switched to %d times in 1 s", n)
+	}
+	bus(t, "", "broadcast", path, "0 still listening").expect(t, 0, "")
+	if got := l.next(); got != "0 still listening" {
+		t.Fatalf("got %q", got)
+	}
+}
+
 // TestGateDoesNotLeak: writers that time out before publishing (a listener
 // holds W: stopped between its release and its re-arm) must leave Q as they
 // found it. Closing the gate when taking X, as protocol.md section 4 first

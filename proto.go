@@ -107,7 +107,10 @@ type Bus struct {
 	// on 2 cores) and its time per message (713 against 230 us). Only for
 	// a process with nothing else to run: the runtime's preemption signal
 	// still interrupts the wait (EINTR), and the Gosched after it lets a
-	// stop-the-world or another goroutine through.
+	// stop-the-world or another goroutine through. That signal comes when
+	// the thread has held its P for 10 ms: the wait then goes on through
+	// the scheduler, so that an idle listener sleeps. Raw to the end, it
+	// woke 100 times a second, its runtime's threads 100 more.
 	raw bool
 }
 
@@ -336,6 +339,7 @@ func (b *Bus) Close() {
 // semop applies ops, retrying on EINTR (the Go runtime signals its threads)
 // with the time left until deadline; the zero deadline waits forever.
 func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
+	raw := b.raw
 	for {
 		var ts *timespec
 		if !deadline.IsZero() {
@@ -346,7 +350,7 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 			ts = &timespec{uintptr(left / time.Second), uintptr(left % time.Second)}
 		}
 		var e syscall.Errno
-		if b.raw {
+		if raw {
 			e = semtimedopRaw(b.semid, ops, ts)
 		} else {
 			e = semtimedop(b.semid, ops, ts)
@@ -355,8 +359,9 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 		case 0:
 			return nil
 		case syscall.EINTR:
-			if b.raw {
+			if raw { // most likely the preemption signal: see Bus.raw
 				runtime.Gosched()
+				raw = false
 			}
 			continue
 		case syscall.EAGAIN:
