@@ -215,19 +215,9 @@ func readBusFile(path string) (sem, shm int32, st *syscall.Stat_t, err error) {
 		return 0, 0, st, failf(path, nil, "not a bus file (not a regular file)")
 	}
 	var buf [64]byte
-	n := 0
-	for n < len(buf) {
-		m, err := syscall.Read(fd, buf[n:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, 0, st, fileError(path, "reading", err)
-		}
-		if m == 0 {
-			break
-		}
-		n += m
+	n, err := readFull(fd, buf[:])
+	if err != nil {
+		return 0, 0, st, fileError(path, "reading", err)
 	}
 	if n == len(buf) {
 		return 0, 0, st, failf(path, nil, "not a bus file (too long)")
@@ -517,15 +507,12 @@ func randomRead(b []byte) error {
 		return &os.PathError{Op: "open", Path: "/dev/urandom", Err: err}
 	}
 	defer syscall.Close(fd)
-	for len(b) > 0 {
-		n, err := syscall.Read(fd, b)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return &os.PathError{Op: "read", Path: "/dev/urandom", Err: err}
-		}
-		b = b[n:]
+	n, err := readFull(fd, b)
+	if err == nil && n < len(b) {
+		err = syscall.EIO // it never ends; if it does, it is broken
+	}
+	if err != nil {
+		return &os.PathError{Op: "read", Path: "/dev/urandom", Err: err}
 	}
 	return nil
 }
@@ -755,18 +742,34 @@ func readFile(name string) ([]byte, error) {
 		if len(data) == cap(data) {
 			data = append(data, 0)[:len(data)]
 		}
-		n, err := syscall.Read(fd, data[len(data):cap(data)])
+		n, err := readFull(fd, data[len(data):cap(data)])
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: name, Err: err}
+		}
+		if data = data[:len(data)+n]; len(data) < cap(data) {
+			return data, nil // the end of the file
+		}
+	}
+}
+
+// readFull reads into b until it is full or the file ends, through the
+// interruptions the runtime's signals cause, and returns how much it read.
+func readFull(fd int, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := syscall.Read(fd, b[n:])
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: name, Err: err}
+			return n, err
 		}
-		if n == 0 {
-			return data, nil
+		if m == 0 {
+			break
 		}
-		data = data[:len(data)+n]
+		n += m
 	}
+	return n, nil
 }
 
 func writeAll(fd int, data []byte) error {
