@@ -1368,8 +1368,9 @@ func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNu
 
 // BenchmarkOneShot: `bus broadcast PATH MSG` as a whole process (start,
 // open, broadcast to one listener, exit) against `refproto send PATH MSG`,
-// alternating, and the least Go program (buildFloor). Reports the medians
-// in us per process and their ratios, over 20 runs of each per iteration.
+// alternating, and the least Go program (testdata/floor/oneshot.go).
+// Reports the medians in us per process and their ratios, over 20 runs of
+// each per iteration.
 func BenchmarkOneShot(b *testing.B) {
 	ref, bin := buildRefproto(b), buildBus(b)
 	path := benchBus(b)
@@ -1379,7 +1380,7 @@ func BenchmarkOneShot(b *testing.B) {
 	}
 	b.Cleanup(func() { l.Process.Kill(); l.Wait() })
 	waitListeners(b, path, 1)
-	floor := buildFloor(b)
+	floor := buildFloor(b, "oneshot")
 	var goUs, cUs, floorUs []float64
 	for range b.N * 20 { // a process is a short, noisy sample: take many
 		cUs = append(cUs, float64(timeRun(b, exec.Command(ref, "send", path, "0 one shot")).Nanoseconds())/1e3)
@@ -1394,27 +1395,30 @@ func BenchmarkOneShot(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// buildFloor builds the least a Go program can be, built as bus is: one
-// write through package syscall. Its start and exit are the runtime's
-// (threads, signal handlers, heap, the cgroup probe), the floor under any
-// Go one-shot.
-func buildFloor(b *testing.B) string {
+// buildFloor builds testdata/floor/NAME.go as bus is built: a Go program
+// that does only what no Go build of bus could avoid, to measure bus against.
+func buildFloor(b *testing.B, name string) string {
 	b.Helper()
+	src, err := os.ReadFile(filepath.Join("testdata", "floor", name+".go"))
+	if err != nil {
+		b.Fatal(err)
+	}
 	dir := b.TempDir()
 	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module floor\n\ngo 1.22\n"), 0o600)
-	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nimport \"syscall\"\n\nfunc main() { syscall.Write(1, []byte(\"\")) }\n"), 0o600)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", "floor", ".")
+	os.WriteFile(filepath.Join(dir, "main.go"), src, 0o600)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", name, ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v: %s", err, msg)
 	}
-	return filepath.Join(dir, "floor")
+	return filepath.Join(dir, name)
 }
 
 // BenchmarkFootprint reports the binary's size (-trimpath -ldflags='-s -w')
 // and the resident memory of a listener after b.N messages, printing to a
-// file and, in another, running a command for each.
+// file and, in another, running a command for each; and beside it, that of
+// the least Go program that starts as many (floor-cmd).
 func BenchmarkFootprint(b *testing.B) {
 	bin := buildBus(b)
 	st, _ := os.Stat(bin)
@@ -1454,11 +1458,38 @@ func BenchmarkFootprint(b *testing.B) {
 		b.Fatalf("no %s for %d", field, pid)
 		return 0
 	}
+	// The floor: the same count of starts by a Go program with only what
+	// bus cannot do without (testdata/floor/runner.go).
+	floor := exec.Command(buildFloor(b, "runner"), strconv.Itoa(max(b.N, 2000)), "footprint", "1s")
+	hold, err := floor.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := floor.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := floor.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { floor.Process.Kill(); floor.Wait() })
+	done := make(chan error, 1)
+	go func() { _, err := bufio.NewReader(out).ReadString('\n'); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			b.Fatalf("the floor program: %v", err)
+		}
+	case <-time.After(patience):
+		b.Fatal("the floor program never finished its starts")
+	}
 	b.ReportMetric(float64(st.Size())/1e6, "binary-MB")
 	b.ReportMetric(status(ls[0].Process.Pid, "VmRSS"), "listen-RSS-KiB")
 	b.ReportMetric(status(ls[1].Process.Pid, "VmRSS"), "listen-cmd-RSS-KiB")
 	b.ReportMetric(status(ls[1].Process.Pid, "VmHWM"), "listen-cmd-peak-KiB")
 	b.ReportMetric(status(ls[1].Process.Pid, "RssFile"), "listen-cmd-file-KiB")
+	b.ReportMetric(status(floor.Process.Pid, "VmRSS"), "floor-cmd-RSS-KiB")
+	hold.Close()
 	b.ReportMetric(0, "ns/op")
 }
 
