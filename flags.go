@@ -193,6 +193,9 @@ func parseFlags(known string, o *options, args []string) ([]string, error) {
 		if len(a) < 2 || a[0] != '-' {
 			break
 		}
+		if o.name == "chmod" && a != "--" && strings.Trim(a, "ugoa=+-") == "" {
+			break // permissions, as the C tool takes them: bus chmod -o PATH
+		}
 		args = args[1:]
 		if a == "--" {
 			break
@@ -277,9 +280,13 @@ func parseFD(s string) (int, error) {
 		}
 		fd = fd*10 + int(c-'0')
 	}
-	var st syscall.Stat_t
-	if syscall.Fstat(fd, &st) != nil {
+	fl, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFL, 0)
+	switch {
+	case e != 0:
 		return -1, errors.New("not an open file descriptor")
+	case fl&syscall.O_ACCMODE == syscall.O_RDONLY:
+		// A supervisor would wait forever for a signal never written.
+		return -1, errors.New("open for reading only (the ready signal is written to it)")
 	}
 	return fd, nil
 }

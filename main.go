@@ -87,7 +87,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case "create":
 		path := ""
 		if len(o.args) == 1 {
-			path = o.args[0]
+			if path = o.args[0]; path == "" { // "$UNSET": not a random bus
+				return errorf("empty path: give the bus's path, or none for a random one")
+			}
 		}
 		p, err := Create(path, o.excl)
 		if err == nil && path == "" {
@@ -103,7 +105,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case "broadcast":
 		return broadcast(o, stdin, stderr)
 	case "listen", "wait":
-		return listen(o, deadline, stdout, stderr)
+		return listen(o, deadline, stdin, stdout, stderr)
 	case "chmod":
 		mode, err := parseMode(o.args[0])
 		if err != nil {
@@ -202,7 +204,7 @@ func send(b *Bus, msg []byte, o *options) error {
 }
 
 // listen receives messages for listen and wait.
-func listen(o *options, deadline time.Time, stdout, stderr io.Writer) error {
+func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.Writer) error {
 	once := o.name == "wait"
 	b, err := Open(o.args[0], true)
 	if err != nil {
@@ -215,12 +217,16 @@ func listen(o *options, deadline time.Time, stdout, stderr io.Writer) error {
 	if o.readyFD >= 0 {
 		// Registered: no broadcast from now on can be missed.
 		f := os.NewFile(uintptr(o.readyFD), "ready")
-		f.Write([]byte{'\n'})
+		_, err := f.Write([]byte{'\n'})
 		f.Close()
+		if err != nil {
+			b.Leave()
+			return errorf("-r %d: writing the ready signal: %w", o.readyFD, unwrapPathError(err))
+		}
 	}
 	var run *runner
 	if len(o.args) == 2 {
-		run = newRunner(o.args[1], stdout, stderr)
+		run = newRunner(o.args[1], stdin, stdout, stderr)
 		if !once {
 			defer run.stop()
 		}
@@ -299,6 +305,7 @@ func timeoutWords(b *Bus, err error, o *options, got int) error {
 // add half a megabyte to the binary, nor os.StartProcess (pidfds, 20 KB).
 type runner struct {
 	command        string
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	queue          chan string
 	started        chan struct{} // one per child started, for the reaper
@@ -307,16 +314,16 @@ type runner struct {
 	sh      string
 	argv    []string
 	attr    *syscall.ProcAttr
-	files   [2]*os.File // attr's stdout and stderr, kept from the collector
+	files   [3]*os.File // attr's stdin, stdout and stderr, kept from the collector
 	spawned int
 }
 
-func newRunner(command string, stdout, stderr io.Writer) *runner {
+func newRunner(command string, stdin io.Reader, stdout, stderr io.Writer) *runner {
 	// Each start leaves a few kilobytes of garbage (argv, environment), and
 	// the collector would let 4 MB of it pile up before its first cycle: a
 	// listener must stay small on a router, however many commands it runs.
 	debug.SetGCPercent(10)
-	return &runner{command: command, stdout: stdout, stderr: stderr}
+	return &runner{command: command, stdin: stdin, stdout: stdout, stderr: stderr}
 }
 
 // spawn starts sh -c COMMAND with $msg set to msg. Found once, the shell's
@@ -328,10 +335,24 @@ func (r *runner) spawn(msg string) (pid int, err error) {
 		if err != nil {
 			return 0, err
 		}
-		r.files = [2]*os.File{fileFor(r.stdout), fileFor(r.stderr)}
+		// The listener's stdin too, as the C tool's fork leaves it: a
+		// command may read it, and a closed fd 0 would be the next file
+		// the command opens.
+		stdin, ok := r.stdin.(*os.File)
+		if ok && stdin != nil {
+			// Started with fd 0 closed: ForkExec would fail on it.
+			_, _, e := syscall.Syscall(syscall.SYS_FCNTL, stdin.Fd(), syscall.F_GETFD, 0)
+			ok = e == 0
+		}
+		if !ok || stdin == nil {
+			if stdin, err = os.Open(os.DevNull); err != nil {
+				return 0, err
+			}
+		}
+		r.files = [3]*os.File{stdin, fileFor(r.stdout), fileFor(r.stderr)}
 		r.sh, r.argv = sh, []string{"sh", "-c", r.command}
 		r.attr = &syscall.ProcAttr{Env: append(os.Environ(), ""),
-			Files: []uintptr{^uintptr(0), r.files[0].Fd(), r.files[1].Fd()}} // no stdin
+			Files: []uintptr{r.files[0].Fd(), r.files[1].Fd(), r.files[2].Fd()}}
 	}
 	r.attr.Env[len(r.attr.Env)-1] = "msg=" + msg
 	pid, err = syscall.ForkExec(r.sh, r.argv, r.attr)

@@ -444,7 +444,7 @@ func TestCreateNeverOverwrites(t *testing.T) {
 	if data, _ := os.ReadFile(path); string(data) != "my notes\n" {
 		t.Fatalf("file changed: %q", data)
 	}
-	bus(t, "", "create", filepath.Join(xdgDir(t), "no/such/dir/b")).expect(t, 1, "no such bus file")
+	bus(t, "", "create", filepath.Join(xdgDir(t), "no/such/dir/b")).expect(t, 1, "its folder "+filepath.Join(xdgDir(t), "no/such/dir")+" does not exist")
 	if now, _ := sysvObjects(); !slices.Equal(objs, now) {
 		t.Fatalf("a failed create left objects: %v -> %v", objs, now)
 	}
@@ -966,6 +966,12 @@ func TestChmodChown(t *testing.T) {
 	checkModes(t, path, 0o640, 0o660)
 	bus(t, "", "chmod", "u-g+o", path).expect(t, 0, "")
 	checkModes(t, path, 0o604, 0o606)
+	// Permissions that look like a flag, as the C tool takes them.
+	bus(t, "", "chmod", "-o", path).expect(t, 0, "")
+	checkModes(t, path, 0o600, 0o600)
+	bus(t, "", "chmod", "-h", path).expect(t, 0, "")
+	bus(t, "", "chmod", "+o", path).expect(t, 0, "")
+	checkModes(t, path, 0o604, 0o606)
 
 	bus(t, "", "chown", "65534:65534", path).expect(t, 0, "")
 	checkOwner(t, path, 65534, 65534)
@@ -977,6 +983,70 @@ func TestChmodChown(t *testing.T) {
 	bus(t, "", "chgrp", "no-such-group-x", path).expect(t, 1, `no such group "no-such-group-x"`)
 	// Only the owner may change it.
 	runAs(t, nobody, "chmod", "666", path).expect(t, 1, "permission denied: only the bus's owner or root")
+}
+
+// TestOwnerNotRoot: what the owner of a bus who is not root may do to it.
+// A stale bus they repair keeps its group (the new objects get the file's
+// owner and group, so the group's members still get in), and a chown or
+// chgrp the kernel refuses them changes nothing, objects included.
+func TestOwnerNotRoot(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run children as other users")
+	}
+	dir := filepath.Join(xdgDir(t), "owned")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(dir, 65534, 65534) // they may rewrite their bus file in it
+	path := filepath.Join(dir, "bus")
+	owner := &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{1}}
+	member := &syscall.Credential{Uid: 2, Gid: 1}
+	runAs(t, owner, "create", path).expect(t, 0, "")
+	t.Cleanup(func() { removeQuietly(path) })
+	runAs(t, owner, "chgrp", "1", path).expect(t, 0, "")
+	runAs(t, owner, "chmod", "ug", path).expect(t, 0, "")
+
+	runAs(t, owner, "chown", "0", path).expect(t, 1, path+": permission denied: only root may give a bus to another user; its owner (")
+	runAs(t, owner, "chgrp", "3", path).expect(t, 1, "may give it only to a group they are in")
+	checkOwner(t, path, 65534, 1)
+
+	sem, shm, _, err := readBusFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removeObjects(sem, shm) // as a reboot does
+	runAs(t, owner, "create", path).expect(t, 0, "")
+	checkOwner(t, path, 65534, 1)
+	l := startListener(t, member, "listen", path)
+	runAs(t, member, "broadcast", path, "0 after the repair").expect(t, 0, "")
+	if got := l.next(); got != "0 after the repair" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestCommandStdin: a command reads the listener's stdin, as the C tool's
+// fork leaves it; a listener started with stdin closed gives it /dev/null,
+// never a closed fd 0 (the next file the command opened would become it).
+func TestCommandStdin(t *testing.T) {
+	path := newBus(t)
+	for _, closed := range []bool{false, true} {
+		cmd := busCommand("wait", "-r", "3", path, `read line; echo "$msg: $line $(readlink /proc/$$/fd/0)"`)
+		cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+xdgDir(t))
+		want := "0 m: from stdin pipe:"
+		cmd.Stdin = strings.NewReader("from stdin\n")
+		if closed {
+			cmd.Args = append([]string{"sh", "-c", `exec "$@" <&-`, "sh"}, cmd.Args...)
+			cmd.Path, want = "/bin/sh", "0 m:  /dev/null"
+		}
+		l := startReady(t, cmd, "wait")
+		bus(t, "", "broadcast", path, "0 m").expect(t, 0, "")
+		if got := l.next(); !strings.HasPrefix(got, want) {
+			t.Fatalf("stdin closed %v: got %q, want %q", closed, got, want)
+		}
+		if code := l.exit(); code != 0 {
+			t.Fatalf("wait exited %d: %s", code, l.errb.String())
+		}
+	}
 }
 
 func runAs(t *testing.T, cred *syscall.Credential, args ...string) result {
@@ -2800,6 +2870,13 @@ func TestBadInputCorpus(t *testing.T) {
 		os.Symlink("loop1", filepath.Join(dir, "loop2"))
 		return map[string]string{"P": filepath.Join(dir, "loop1")}
 	}
+	missingFolder := func(t *testing.T, dir string) map[string]string {
+		return map[string]string{"P": filepath.Join(dir, "nodir", "bus"), "D": filepath.Join(dir, "nodir")}
+	}
+	danglingLink := func(t *testing.T, dir string) map[string]string {
+		os.Symlink(filepath.Join(dir, "gone"), filepath.Join(dir, "dangling"))
+		return map[string]string{"P": filepath.Join(dir, "dangling"), "T": filepath.Join(dir, "gone")}
+	}
 	long := strings.Repeat("x", 2048)
 	const usageWait = "usage: bus wait [-t DURATION] [-m REGEXP] [-r FD] [-0] PATH [COMMAND]"
 	cases := []badInput{
@@ -2847,7 +2924,7 @@ func TestBadInputCorpus(t *testing.T) {
 		{name: "another user's segment", setup: keys(5, 2048, 0o666, 0o600, 0o644), nobody: true, args: []string{"broadcast", "{P}", "x"}, code: 1, want: "{P}: permission denied: broadcasting needs read and write permission on the bus's shared memory, owned by root (uid 0), mode rw-------"},
 		{name: "listen on a segment another user may only write", setup: keys(5, 2048, 0o666, 0o622, 0o644), nobody: true, args: []string{"listen", "{P}"}, code: 1, want: "{P}: permission denied: listening needs read permission on the bus's shared memory, owned by root (uid 0), mode rw--w--w-"},
 		{name: "remove another user's objects", setup: keys(5, 2048, 0o600, 0o600, 0o644), nobody: true, args: []string{"remove", "{P}"}, code: 1, want: "{P}: permission denied: only the bus's owner or root may change or remove its semaphores (owned by root (uid 0))"},
-		{name: "chown another user's objects", setup: keys(5, 2048, 0o600, 0o600, 0o644), nobody: true, args: []string{"chown", "65534", "{P}"}, code: 1, want: "{P}: permission denied: only the bus's owner or root may change or remove its semaphores (owned by root (uid 0))"},
+		{name: "chown another user's bus", setup: keys(5, 2048, 0o600, 0o600, 0o644), nobody: true, args: []string{"chown", "65534", "{P}"}, code: 1, want: "{P}: permission denied: only root may give a bus to another user; its owner (root (uid 0)) may give it only to a group they are in"},
 		{name: "create where one may not write", setup: path("nobodys"), nobody: true, args: []string{"create", "{P}"}, code: 1, want: "{P}: permission denied creating the bus file (its folder belongs to root (uid 0), mode rwxr-xr-x)"},
 
 		// Messages.
@@ -2885,6 +2962,13 @@ func TestBadInputCorpus(t *testing.T) {
 		{name: "a negative fd", setup: busAt, args: []string{"wait", "-r", "-1", "{P}"}, code: 2, want: `-r "-1": not a file descriptor number`},
 		{name: "an empty fd", setup: busAt, args: []string{"listen", "-r", "", "{P}"}, code: 2, want: `-r "": not a file descriptor number`},
 		{name: "a ten-digit fd", setup: busAt, args: []string{"wait", "-r", "1234567890", "{P}"}, code: 2, want: `-r "1234567890": not a file descriptor number`},
+		{name: "a read-only fd", setup: busAt, args: []string{"wait", "-r", "0", "{P}"}, code: 2, want: `-r "0": open for reading only (the ready signal is written to it)`},
+
+		// Paths that name no bus, and what create says of them.
+		{name: "create in a missing folder", setup: missingFolder, args: []string{"create", "{P}"}, code: 1, want: "{P}: its folder {D} does not exist"},
+		{name: "create through a dangling link", setup: danglingLink, args: []string{"create", "{P}"}, code: 1, want: "{P}: a symbolic link to {T}, which does not exist"},
+		{name: "broadcast through a dangling link", setup: danglingLink, args: []string{"broadcast", "{P}", "x"}, code: 1, want: "{P}: a symbolic link to {T}, which does not exist"},
+		{name: "create with an empty path", args: []string{"create", ""}, code: 1, want: "empty path: give the bus's path, or none for a random one"},
 
 		// Operands and flags.
 		{name: "create with two paths", args: []string{"create", "a", "b"}, code: 2, want: `extra operand "b"`},
@@ -3021,7 +3105,7 @@ func TestCreateThroughSymlinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	objs, _ := sysvObjects()
-	bus(t, "", "create", link).expect(t, 1, link+": no such bus file")
+	bus(t, "", "create", link).expect(t, 1, link+": a symbolic link to "+target+", which does not exist")
 	bus(t, "", "create", "-x", link).expect(t, 1, link+": already exists")
 	if _, err := os.Lstat(target); !os.IsNotExist(err) {
 		t.Fatalf("create wrote through the dangling link: %v", err)

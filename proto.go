@@ -237,6 +237,13 @@ func fileError(path, doing string, err error) error {
 	}
 	switch errno {
 	case syscall.ENOENT:
+		if doing == "creating" {
+			return failf(path, err, "its folder %s does not exist", filepath.Dir(path))
+		}
+		var st syscall.Stat_t
+		if syscall.Lstat(path, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
+			return failf(path, err, "a symbolic link to %s, which does not exist", followLinks(path))
+		}
 		return failf(path, err, "no such bus file")
 	case syscall.ENOTDIR:
 		return failf(path, err, "no such bus file (a parent is not a directory)")
@@ -871,14 +878,24 @@ func repairIfStale(path string) error {
 	if err != nil {
 		return failf(path, err, "repairing the stale bus: %v", err)
 	}
-	if os.Getuid() == 0 {
-		setObjects(path, o.semKey, o.shmKey, o.semid, o.shmid, func(b *ipcBuf) { b.setOwner(st.Uid, st.Gid) })
-	}
 	tmp, err := writeTemp(path, formatKeys(o.semKey, o.shmKey), st)
 	if err == nil {
-		if err = syscall.Rename(tmp, path); err != nil {
-			os.Remove(tmp)
+		// The objects get the new file's owner and group: the old ones
+		// where writeTemp could keep them (root; an owner in the group),
+		// else whoever repaired it, never objects that the file disowns.
+		var now syscall.Stat_t
+		if err = syscall.Stat(tmp, &now); err != nil {
 			err = fileError(path, "rewriting", err)
+		} else {
+			err = setObjects(path, o.semKey, o.shmKey, o.semid, o.shmid, func(b *ipcBuf) { b.setOwner(now.Uid, now.Gid) })
+		}
+		if err == nil {
+			if err = syscall.Rename(tmp, path); err != nil {
+				err = fileError(path, "rewriting", err)
+			}
+		}
+		if err != nil {
+			os.Remove(tmp)
 		}
 	}
 	if err != nil {
@@ -1045,11 +1062,18 @@ func Chown(path string, uid, gid int) error {
 	if gid >= 0 {
 		g = uint32(gid)
 	}
-	if err := setObjects(path, sem, shm, semid, shmid, func(b *ipcBuf) { b.setOwner(u, g) }); err != nil {
-		return err
+	// The file first: the kernel refuses more there (a user may not give a
+	// file away, nor to a group they are not in), and a refusal must leave
+	// the objects as they were.
+	if err := syscall.Chown(path, int(u), int(g)); err != nil {
+		if err == syscall.EPERM && os.Geteuid() != 0 {
+			return failf(path, err, "permission denied: only root may give a bus to another user; its owner (%s) may give it only to a group they are in", userName(st.Uid))
+		}
+		return fileError(path, "changing the owner of", err)
 	}
-	if err := os.Chown(path, int(u), int(g)); err != nil {
-		return fileError(path, "changing the owner of", unwrapPathError(err))
+	if err := setObjects(path, sem, shm, semid, shmid, func(b *ipcBuf) { b.setOwner(u, g) }); err != nil {
+		syscall.Chown(path, int(st.Uid), int(st.Gid)) // as it was, if we may
+		return err
 	}
 	return nil
 }
