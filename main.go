@@ -518,7 +518,7 @@ func info(path string, stdout io.Writer) error {
 	}
 	objects.print(stdout)
 	if stale {
-		return failf(path, errStale, "stale bus: its objects are gone; `bus create %s` makes it anew, `bus remove %s` removes it", path, path)
+		return failf(path, errStale, "stale bus: %s; `bus create %s` makes it anew, `bus remove %s` removes it", goneWords(!semOK, !shmOK), path, path)
 	}
 	semid := int(semE.id)
 	var vals, ncnt, zcnt, pids [nsems]int

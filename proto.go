@@ -312,7 +312,11 @@ func Open(path string, listener bool) (*Bus, error) {
 func (b *Bus) objectError(what string, key int32, role, need string, e syscall.Errno) error {
 	switch e {
 	case syscall.ENOENT, syscall.EIDRM:
-		return failf(b.Path, errStale, "stale bus: its %s (key %d) are gone; `bus create %s` makes it anew, `bus remove %s` removes it", what, key, b.Path, b.Path)
+		verb := "are"
+		if what == "shared memory" {
+			verb = "is"
+		}
+		return failf(b.Path, errStale, "stale bus: its %s (key %d) %s gone; `bus create %s` makes it anew, `bus remove %s` removes it", what, key, verb, b.Path, b.Path)
 	case syscall.EACCES, syscall.EPERM:
 		owner := ""
 		if o, ok := procObject(what == "semaphores", key); ok {
@@ -1010,6 +1014,17 @@ func setObjects(path string, sem, shm int32, semid, shmid int, change func(*ipcB
 	return nil
 }
 
+// goneWords says which of a stale bus's objects are gone.
+func goneWords(semGone, shmGone bool) string {
+	switch {
+	case semGone && shmGone:
+		return "its semaphores and shared memory are gone"
+	case semGone:
+		return "its semaphores are gone"
+	}
+	return "its shared memory is gone"
+}
+
 // openObjects finds a bus's objects for changing them (no permission asked).
 func openObjects(path string) (sem, shm int32, semid, shmid int, st *syscall.Stat_t, err error) {
 	stale, sem, shm, st, err := staleness(path)
@@ -1017,7 +1032,9 @@ func openObjects(path string) (sem, shm int32, semid, shmid int, st *syscall.Sta
 		return
 	}
 	if stale {
-		err = failf(path, errStale, "stale bus: its objects are gone; `bus create %s` makes it anew", path)
+		_, e1 := semget(sem, nsems, 0)
+		_, e2 := shmget(shm, shmSize, 0)
+		err = failf(path, errStale, "stale bus: %s; `bus create %s` makes it anew", goneWords(e1 == syscall.ENOENT, e2 == syscall.ENOENT), path)
 		return
 	}
 	semid, _ = semget(sem, nsems, 0)
