@@ -220,7 +220,9 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 		_, err := f.Write([]byte{'\n'})
 		f.Close()
 		if err != nil {
-			b.Leave()
+			// Out again as a timed-out Next leaves: S only (W is not ours);
+			// the arm of Q is undone at exit.
+			b.CountOut()
 			return errorf("-r %d: writing the ready signal: %w", o.readyFD, unwrapPathError(err))
 		}
 	}

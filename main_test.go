@@ -1024,6 +1024,28 @@ func TestOwnerNotRoot(t *testing.T) {
 	}
 }
 
+// TestReadyFDBroken: a listener that cannot write its ready signal (the
+// reader is gone) says so and leaves the bus as it joined it: it must not
+// take back a W it never took, which would hang it and let a writer over
+// another listener's copy.
+func TestReadyFDBroken(t *testing.T) {
+	path := newBus(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	defer pw.Close()
+	cmd := busCommand("listen", "-r", "3", path)
+	cmd.ExtraFiles = []*os.File{pw}
+	r := runCmd(t, cmd, "")
+	r.expect(t, 1, "bus: -r 3: writing the ready signal: broken pipe")
+	if s, w := semValue(t, path, semS), semValue(t, path, semW); s != 0 || w != 0 {
+		t.Fatalf("left S=%d W=%d, want 0 0", s, w)
+	}
+	bus(t, "", "broadcast", "-t", "5s", path, "0 still works").expect(t, 0, "")
+}
+
 // TestCommandStdin: a command reads the listener's stdin, as the C tool's
 // fork leaves it; a listener started with stdin closed gives it /dev/null,
 // never a closed fd 0 (the next file the command opened would become it).
