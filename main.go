@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 func main() {
@@ -247,6 +248,7 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 		}
 		return nil
 	}
+	outFD := pollable(stdout)
 	for got := 0; ; {
 		n, err := b.Next((*[shmSize]byte)(buf[:shmSize]), deadline)
 		if err != nil {
@@ -271,12 +273,22 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 		}
 		// Printed once counted out, not after the round: a round that a
 		// stopped listener holds open does not hold up this one's output.
-		if matched && run == nil {
+		// But not while holding W if the write would block (a reader that
+		// stopped reading): that would stop every writer at publishing.
+		// Re-armed first, this listener is one that has not taken the next
+		// message: writers deliver to the others, and -t gives up on it.
+		late := matched && run == nil && outFD >= 0 && !writable(outFD)
+		if matched && run == nil && !late {
 			if err := emit(n); err != nil {
 				return err
 			}
 		}
 		err = b.Rearm(deadline)
+		if late {
+			if err := emit(n); err != nil {
+				return err
+			}
+		}
 		if matched && run != nil {
 			run.start(buf[:n]) // the round is over: a command never holds it up
 		}
@@ -284,6 +296,39 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 			return timeoutWords(b, err, o, got)
 		}
 	}
+}
+
+// pollable returns w's fd if a write to it can block on its reader (a
+// pipe, a socket, a terminal), else -1 (a file, /dev/null, a buffer).
+func pollable(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok || f == nil {
+		return -1
+	}
+	fd := int(f.Fd())
+	var st syscall.Stat_t
+	if syscall.Fstat(fd, &st) != nil {
+		return -1
+	}
+	devNull := st.Mode&syscall.S_IFMT == syscall.S_IFCHR && st.Rdev == 1<<8|3
+	if st.Mode&syscall.S_IFMT == syscall.S_IFREG || devNull {
+		return -1
+	}
+	return fd
+}
+
+// writable reports whether a message written to fd now would not block:
+// poll with no wait (a full pipe, a stopped terminal: not writable; a
+// reader gone: the write fails at once, so writable).
+func writable(fd int) bool {
+	const pollOut = 0x4
+	p := struct {
+		fd              int32
+		events, revents int16
+	}{int32(fd), pollOut, 0}
+	var ts syscall.Timespec
+	n, _, e := syscall.RawSyscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&p)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	return e != 0 || n == 1
 }
 
 func timeoutWords(b *Bus, err error, o *options, got int) error {

@@ -1046,6 +1046,55 @@ func TestReadyFDBroken(t *testing.T) {
 	bus(t, "", "broadcast", "-t", "5s", path, "0 still works").expect(t, 0, "")
 }
 
+// TestStuckReader: a listener whose reader stopped reading (its pipe is
+// full) must not stop the bus. It re-arms before it blocks on the write,
+// so writers go on delivering to every other listener and give up on it
+// at -t; holding W, it would stop them all before they publish.
+func TestStuckReader(t *testing.T) {
+	path := newBus(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close() // never read
+	rr, rw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck := busCommand("listen", "-r", "3", path)
+	stuck.Stdout, stuck.ExtraFiles = pw, []*os.File{rw}
+	if err := stuck.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stuck.Process.Kill(); stuck.Wait() })
+	rw.Close()
+	pw.Close()
+	ready := make(chan error, 1)
+	go func() { _, err := rr.Read(make([]byte, 1)); ready <- err }()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatalf("the stuck listener never got ready: %v", err)
+		}
+	case <-time.After(patience):
+		t.Fatal("the stuck listener never got ready")
+	}
+	healthy := startListener(t, nil, "listen", path)
+	// Two messages to a pipe page, 16 pages: the pipe is full after 32.
+	body := strings.Repeat("x", 2000)
+	var in strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&in, "%d %s\n", i, body)
+	}
+	r := bus(t, in.String(), "broadcast", "-t", "300ms", path)
+	r.expect(t, 124, "1 listener(s) had not taken the message")
+	for i := range 40 {
+		if got, want := healthy.next(), fmt.Sprintf("%d %s", i, body); got != want {
+			t.Fatalf("message %d: got %.20q..., want %.20q...", i, got, want)
+		}
+	}
+}
+
 // TestCommandStdin: a command reads the listener's stdin, as the C tool's
 // fork leaves it; a listener started with stdin closed gives it /dev/null,
 // never a closed fd 0 (the next file the command opened would become it).
