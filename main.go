@@ -230,9 +230,6 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 	var run *runner
 	if len(o.args) == 2 {
 		run = newRunner(o.args[1], stdin, stdout, stderr)
-		if !once {
-			defer run.stop()
-		}
 	} else {
 		b.raw = true // nothing else runs in this process
 	}
@@ -268,6 +265,12 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 			}
 			return leaveErr
 		}
+		if matched && run != nil {
+			// Started before counting out, as the C tool's callback is:
+			// once a broadcast returns, its commands have started, and a
+			// listener killed after that has dropped none of them.
+			run.start(buf[:n])
+		}
 		if err := b.CountOut(); err != nil {
 			return err
 		}
@@ -288,9 +291,6 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 			if err := emit(n); err != nil {
 				return err
 			}
-		}
-		if matched && run != nil {
-			run.start(buf[:n]) // the round is over: a command never holds it up
 		}
 		if err != nil {
 			return timeoutWords(b, err, o, got)
@@ -344,19 +344,19 @@ func timeoutWords(b *Bus, err error, o *options, got int) error {
 	return failf(b.Path, err, "timed out after %v: no message", o.timeout)
 }
 
-// runner runs sh -c COMMAND with $msg for each message, started in message
-// order by one goroutine, so that starting a process never holds up the
-// listener's round. One more goroutine reaps every child with wait4(-1):
-// one thread blocked however many commands run at once, where a Wait per
-// child would hold a thread each. syscall.ForkExec, not os/exec, which would
-// add half a megabyte to the binary, nor os.StartProcess (pidfds, 20 KB).
+// runner runs sh -c COMMAND with $msg for each message. The listener
+// starts each command itself before it counts out, as the C tool does: not
+// from a queue, whose messages a listener killed (a service stopping) would
+// take with it, taken but never acted on. A goroutine reaps every child with
+// wait4(-1): one thread blocked however many commands run at once, where a
+// Wait per child would hold a thread each. syscall.ForkExec, not os/exec,
+// which would add half a megabyte to the binary, nor os.StartProcess
+// (pidfds, 20 KB).
 type runner struct {
 	command        string
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	queue          chan string
-	started        chan struct{} // one per child started, for the reaper
-	done           chan struct{}
+	wake           chan struct{} // a child started: the reaper has one to wait for
 
 	sh      string
 	argv    []string
@@ -453,66 +453,38 @@ func lookPath(name string) (string, error) {
 }
 
 func (r *runner) start(msg []byte) {
-	if r.queue == nil {
-		r.queue = make(chan string, 1024)
-		r.started = make(chan struct{}, 1024)
-		r.done = make(chan struct{})
-		go r.spawnAll()
+	if r.wake == nil {
+		r.wake = make(chan struct{}, 1)
 		go r.reap()
 	}
-	r.queue <- string(msg)
-}
-
-func (r *runner) spawnAll() {
-	defer close(r.done)
-	for m := range r.queue {
-		if _, err := r.spawn(m); err != nil {
-			fprintf(r.stderr, "bus: running the command: %v\n", err)
-			continue
-		}
-		r.started <- struct{}{}
-		// Freed heap pages stay resident until the scavenger's slow return;
-		// giving them back every 16 starts (a forced collection of a small
-		// heap, well under one start's cost) keeps a command-running
-		// listener at 3.4 MB resident after 3,000 commands: 3.5 every 64,
-		// 6 MB with the collector left alone.
-		if r.spawned++; r.spawned%16 == 0 {
-			debug.FreeOSMemory()
-		}
+	if _, err := r.spawn(string(msg)); err != nil {
+		fprintf(r.stderr, "bus: running the command: %v\n", err)
+		return
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default: // the reaper is awake already
+	}
+	// Freed heap pages stay resident until the scavenger's slow return;
+	// giving them back every 16 starts (a forced collection of a small
+	// heap, well under one start's cost) keeps a command-running listener
+	// at 3.4 MB resident after 3,000 commands: 3.5 every 64, 6 MB with the
+	// collector left alone.
+	if r.spawned++; r.spawned%16 == 0 {
+		debug.FreeOSMemory()
 	}
 }
 
-// reap waits for children while any run, and for a start when none does.
+// reap reaps children until none is left, then waits for the next start.
+// No count to keep: wait4(-1) blocks while any child runs and says ECHILD
+// when none does; a wake for a child already reaped costs one ECHILD.
 func (r *runner) reap() {
-	running := 0
-	for {
-		if running == 0 {
-			<-r.started
-			running++
-		}
-		for drained := false; !drained; {
-			select {
-			case <-r.started:
-				running++
-			default:
-				drained = true
+	for range r.wake {
+		for {
+			if _, err := syscall.Wait4(-1, nil, 0, nil); err != nil && err != syscall.EINTR {
+				break // ECHILD: none left
 			}
 		}
-		pid, err := syscall.Wait4(-1, nil, 0, nil)
-		switch {
-		case pid > 0:
-			running--
-		case err == syscall.ECHILD:
-			running = 0
-		}
-	}
-}
-
-// stop waits until every queued command has started.
-func (r *runner) stop() {
-	if r.queue != nil {
-		close(r.queue)
-		<-r.done
 	}
 }
 

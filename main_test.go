@@ -1095,6 +1095,40 @@ func TestStuckReader(t *testing.T) {
 	}
 }
 
+// TestCommandsStartedBeforeReturn: once a broadcast returns, the command
+// of every listener that ran one has started, as with the C tool: a
+// listener killed right after a stream (a service stopping) drops none.
+func TestCommandsStartedBeforeReturn(t *testing.T) {
+	path := newBus(t)
+	out := filepath.Join(t.TempDir(), "out")
+	l := startListener(t, nil, "listen", path, `echo "$msg" >> `+out)
+	const n = 300
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintf(&in, "0 m%d\n", i)
+	}
+	bus(t, in.String(), "broadcast", path).expect(t, 0, "")
+	l.cmd.Process.Signal(syscall.SIGTERM)
+	for deadline := time.Now().Add(patience); ; time.Sleep(10 * time.Millisecond) {
+		data, _ := os.ReadFile(out)
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) >= n {
+			for i := range n {
+				if !slices.Contains(lines, fmt.Sprintf("0 m%d", i)) {
+					t.Fatalf("no command ran for message %d", i)
+				}
+			}
+			if len(lines) != n {
+				t.Fatalf("%d commands ran, want %d", len(lines), n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d commands ran after the listener was killed", len(lines), n)
+		}
+	}
+}
+
 // TestCommandStdin: a command reads the listener's stdin, as the C tool's
 // fork leaves it; a listener started with stdin closed gives it /dev/null,
 // never a closed fd 0 (the next file the command opened would become it).
