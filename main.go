@@ -157,31 +157,47 @@ func broadcast(o *options, stdin io.Reader, stderr io.Writer) error {
 	if o.nul {
 		sep, what = 0, "record"
 	}
+	// A record that cannot be sent (too long, not UTF-8) or that timed out
+	// is reported and the stream goes on: a bridge must not stop for one
+	// bad line or one stuck listener. The status says the worst: 1, or 124.
 	r := bufio.NewReaderSize(stdin, shmSize+1)
-	var timedOut error
+	var status error
 	for n := 1; ; n++ {
 		rec, err := r.ReadSlice(sep)
 		if err == io.EOF && len(rec) == 0 {
-			return timedOut
+			return status
 		}
 		if err == bufio.ErrBufferFull {
-			return errorf("%s: stdin %s %d: message too long (at most %d bytes); it and what follows were not sent", path, what, n, maxMessage)
+			for err == bufio.ErrBufferFull { // the rest of it
+				_, err = r.ReadSlice(sep)
+			}
+			fprintf(stderr, "bus: %s: stdin %s %d: message too long (at most %d bytes); not sent\n", path, what, n, maxMessage)
+			status = exitError(1)
+			if err == io.EOF {
+				return status
+			}
+			continue
 		}
 		if err != nil && err != io.EOF {
 			return errorf("%s: reading stdin: %w", path, err)
 		}
 		rec = bytes.TrimSuffix(rec, []byte{sep})
-		if cerr := checkMessage(rec); cerr != nil {
-			return errorf("%s: stdin %s %d: %w; it and what follows were not sent", path, what, n, cerr)
+		if sep == '\n' {
+			rec = bytes.TrimSuffix(rec, []byte{'\r'}) // a CRLF line, as bufio.ScanLines reads it
 		}
-		if serr := send(b, rec, o); errors.Is(serr, errTimeout) {
+		if cerr := checkMessage(rec); cerr != nil {
+			fprintf(stderr, "bus: %s: stdin %s %d: %v; not sent\n", path, what, n, cerr)
+			status = exitError(1)
+		} else if serr := send(b, rec, o); errors.Is(serr, errTimeout) {
 			fprintf(stderr, "bus: stdin %s %d: %v\n", what, n, serr)
-			timedOut = exitError(124)
+			if status == nil {
+				status = exitError(124)
+			}
 		} else if serr != nil {
 			return serr
 		}
 		if err == io.EOF {
-			return timedOut
+			return status
 		}
 	}
 }

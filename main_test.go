@@ -515,12 +515,15 @@ func TestBroadcastStdin(t *testing.T) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	}
-	// A bad line stops the stream: what came before stays sent.
-	long := strings.Repeat("x", 2048)
-	bus(t, "ok1\n"+long+"\nnever\n", "broadcast", path).expect(t, 1, "stdin line 2: message too long")
-	bus(t, "ok2\n\xff\n", "broadcast", path).expect(t, 1, "stdin line 2: message is not valid UTF-8")
+	// A bad line is reported and skipped, and the stream goes on (status
+	// 1 at its end); a CRLF line loses its CR.
+	long := strings.Repeat("x", 5000)
+	r := bus(t, "ok1\n"+long+"\nok2\r\n\xff\nok3", "broadcast", path)
+	if want := "bus: " + path + ": stdin line 2: message too long (at most 2047 bytes); not sent\nbus: " + path + ": stdin line 4: message is not valid UTF-8; not sent\n"; r.code != 1 || r.stderr != want {
+		t.Fatalf("exit status %d, stderr %q; want 1, %q", r.code, r.stderr, want)
+	}
 	bus(t, "", "broadcast", path, "end").expect(t, 0, "")
-	for _, want := range []string{"ok1", "ok2", "end"} {
+	for _, want := range []string{"ok1", "ok2", "ok3", "end"} {
 		if got := l.next(); got != want {
 			t.Fatalf("got %q, want %q", got, want)
 		}
@@ -3035,10 +3038,10 @@ func TestBadInputCorpus(t *testing.T) {
 		// Messages.
 		{name: "an empty message is legal", setup: busAt, args: []string{"broadcast", "{P}", ""}, code: 0},
 		{name: "an empty line is legal", setup: busAt, stdin: "\n", args: []string{"broadcast", "{P}"}, code: 0},
-		{name: "a 2048-byte record", setup: busAt, stdin: long + "\x00", args: []string{"broadcast", "-0", "{P}"}, code: 1, want: "{P}: stdin record 1: message too long (2048 bytes; at most 2047); it and what follows were not sent"},
-		{name: "a NUL in a line", setup: busAt, stdin: "ok\na\x00b\n", args: []string{"broadcast", "{P}", "-"}, code: 1, want: "{P}: stdin line 2: message has a NUL byte at offset 1; it and what follows were not sent"},
+		{name: "a 2048-byte record", setup: busAt, stdin: long + "\x00", args: []string{"broadcast", "-0", "{P}"}, code: 1, want: "{P}: stdin record 1: message too long (2048 bytes; at most 2047); not sent"},
+		{name: "a NUL in a line", setup: busAt, stdin: "ok\na\x00b\n", args: []string{"broadcast", "{P}", "-"}, code: 1, want: "{P}: stdin line 2: message has a NUL byte at offset 1; not sent"},
 		{name: "a surrogate half", setup: busAt, args: []string{"broadcast", "{P}", "\xed\xa0\x80"}, code: 1, want: "{P}: message is not valid UTF-8; nothing sent"},
-		{name: "an overlong encoding", setup: busAt, stdin: "\xc0\xaf\n", args: []string{"broadcast", "{P}"}, code: 1, want: "{P}: stdin line 1: message is not valid UTF-8; it and what follows were not sent"},
+		{name: "an overlong encoding", setup: busAt, stdin: "\xc0\xaf\n", args: []string{"broadcast", "{P}"}, code: 1, want: "{P}: stdin line 1: message is not valid UTF-8; not sent"},
 		{name: "4096 bytes", setup: busAt, args: []string{"broadcast", "{P}", long + long}, code: 1, want: "{P}: message too long (4096 bytes; at most 2047); nothing sent"},
 
 		// Modes and owners.
