@@ -557,24 +557,29 @@ func info(path string, stdout io.Writer) error {
 	}
 	semid := int(semE.id)
 	var vals, ncnt, zcnt, pids [nsems]int
+	var all ipcBuf // the values in one call: one moment, not five
+	if e := semctlBuf(semid, semGetall, &all); e != 0 {
+		fprintf(stdout, "\nsemaphores cannot be read: %v (they need read permission)\n", e)
+		return nil
+	}
 	for i := range nsems {
-		var e syscall.Errno
-		if vals[i], e = semctl(semid, i, semGetval, 0); e != 0 {
-			fprintf(stdout, "\nsemaphores cannot be read: %v (they need read permission)\n", e)
-			return nil
-		}
+		vals[i] = all.ushort(i)
 		ncnt[i], _ = semctl(semid, i, semGetn, 0)
 		zcnt[i], _ = semctl(semid, i, semGetz, 0)
 		pids[i], _ = semctl(semid, i, semGetpid, 0)
 	}
-	fprintf(stdout, "\nlisteners: %d registered, %d copying a message\n", vals[semS], vals[semW])
+	// S counts the registered listeners that have not taken the message
+	// of the round in progress: between rounds, all of them.
 	switch {
-	case vals[semX] == 0 && vals[semN] > 0:
-		fprintf(stdout, "broadcast: in progress, published, waiting for %d listener(s) to take it\n", vals[semS])
-	case vals[semX] == 0:
-		fprintf(stdout, "broadcast: in progress, waiting for listeners to finish copying\n")
-	default:
+	case vals[semX] != 0:
+		fprintf(stdout, "\nlisteners: %d registered, %d copying a message\n", vals[semS], vals[semW])
 		fprintf(stdout, "broadcast: none in progress\n")
+	case vals[semN] > 0:
+		fprintf(stdout, "\nlisteners: %d yet to take the message, %d holding it (copying, or waiting for the round to end)\n", vals[semS], vals[semW])
+		fprintf(stdout, "broadcast: in progress, published, waiting for %d listener(s) to take it\n", vals[semS])
+	default:
+		fprintf(stdout, "\nlisteners: %d registered, %d copying a message\n", vals[semS], vals[semW])
+		fprintf(stdout, "broadcast: in progress, waiting for listeners to finish copying\n")
 	}
 	sems := table{{"semaphore", "value", "waiting to take", "waiting for 0", "last pid"}}
 	for i, name := range []string{"S listeners", "W copying", "X writers' lock", "Q gate", "N publishing"} {

@@ -199,7 +199,8 @@ func semctl(id, num, cmd int, val int) (int, syscall.Errno) {
 // mode @20.
 type ipcBuf [16]uint64
 
-// semctlBuf is semctl with a buffer (IPC_STAT, IPC_SET).
+// semctlBuf is semctl with a buffer (IPC_STAT, IPC_SET; GETALL, whose
+// unsigned shorts ushort reads).
 func semctlBuf(id, cmd int, buf *ipcBuf) syscall.Errno {
 	if abi.ipc != 0 {
 		p := unsafe.Pointer(buf) // the union word ipc() reads: the buffer's address
@@ -262,6 +263,7 @@ func shmctl(id, cmd int, buf *ipcBuf) syscall.Errno {
 // word is the native-order 32-bit word at byte offset off of an
 // IPC_STAT/IPC_SET buffer, which holds struct ipc64_perm at its start.
 func (b *ipcBuf) word(off uintptr) *uint32 { return (*uint32)(unsafe.Add(unsafe.Pointer(b), off)) }
+func (b *ipcBuf) ushort(i int) int         { return int(*(*uint16)(unsafe.Add(unsafe.Pointer(b), 2*i))) }
 func (b *ipcBuf) uid() uint32              { return *b.word(4) }
 func (b *ipcBuf) gid() uint32              { return *b.word(8) }
 func (b *ipcBuf) setOwner(uid, gid uint32) {
