@@ -274,6 +274,7 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 		if once && matched {
 			leaveErr := b.Leave()
 			if run != nil {
+				b.Close() // off the bus while the command runs: info must not list it
 				return run.wait(buf[:n])
 			}
 			if err := emit(n); err != nil {

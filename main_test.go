@@ -1132,6 +1132,31 @@ func TestCommandsStartedBeforeReturn(t *testing.T) {
 	}
 }
 
+// TestWaitCommandDetached: bus wait, once it has its message, is off the
+// bus while its command runs: info lists no process attached.
+func TestWaitCommandDetached(t *testing.T) {
+	path := newBus(t)
+	gate := filepath.Join(t.TempDir(), "gate")
+	l := startListener(t, nil, "wait", path, `i=0; while [ ! -e `+gate+` ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i+1)); done; echo "$msg"`)
+	bus(t, "", "broadcast", path, "0 go").expect(t, 0, "")
+	for deadline := time.Now().Add(patience); ; time.Sleep(10 * time.Millisecond) {
+		r := bus(t, "", "info", path)
+		if strings.Contains(r.stdout, "\n0 process(es) attached") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bus wait still attached while its command runs:\n%s", r.stdout)
+		}
+	}
+	os.WriteFile(gate, nil, 0o600)
+	if got := l.next(); got != "0 go" {
+		t.Fatalf("got %q", got)
+	}
+	if code := l.exit(); code != 0 {
+		t.Fatalf("wait exited %d", code)
+	}
+}
+
 // TestCommandStdin: a command reads the listener's stdin, as the C tool's
 // fork leaves it; a listener started with stdin closed gives it /dev/null,
 // never a closed fd 0 (the next file the command opened would become it).
