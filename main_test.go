@@ -3048,6 +3048,7 @@ func TestBadInputCorpus(t *testing.T) {
 
 		// Objects: gone, half gone, the wrong size, another user's.
 		{name: "wait on objects that do not exist", setup: keys(0, 0, 0, 0, 0o600), args: []string{"wait", "{P}"}, code: 1, want: "{P}: stale bus: its semaphores (key {SEM}) are gone; `bus create {P}` makes it anew, `bus remove {P}` removes it"},
+		{name: "info on an array of 2000 semaphores", setup: keys(2000, 2048, 0o600, 0o600, 0o600), args: []string{"info", "{P}"}, code: 1, want: "{P}: not a bus: its semaphore array (key {SEM}) has 2000 semaphores, not 5"},
 		{name: "chown on objects that do not exist", setup: keys(0, 0, 0, 0, 0o600), args: []string{"chown", "root", "{P}"}, code: 1, want: "{P}: stale bus: its semaphores and shared memory are gone; `bus create {P}` makes it anew"},
 		{name: "broadcast with the segment gone", setup: keys(5, 0, 0o600, 0, 0o600), args: []string{"broadcast", "{P}", "x"}, code: 1, want: "{P}: stale bus: its shared memory (key {SHM}) is gone; `bus create {P}` makes it anew, `bus remove {P}` removes it"},
 		{name: "semaphores of the wrong size", setup: keys(3, 2048, 0o600, 0o600, 0o600), args: []string{"listen", "{P}"}, code: 1, want: "{P}: not a bus: the semaphores of key {SEM} are not a bus's (wrong size)"},

@@ -1100,6 +1100,7 @@ type procEntry struct {
 	key, id    int64
 	perms      uint32
 	uid, gid   uint32
+	nsems      int64 // sem only
 	nattch     int64 // shm only
 	cpid, lpid int64 // shm only
 }
@@ -1127,7 +1128,7 @@ func procObject(sem bool, key int32) (procEntry, bool) {
 		}
 		e := procEntry{key: num(0, 10), id: num(1, 10), perms: uint32(num(2, 8))}
 		if sem { // key semid perms nsems uid gid cuid cgid ...
-			e.uid, e.gid = uint32(num(4, 10)), uint32(num(5, 10))
+			e.nsems, e.uid, e.gid = num(3, 10), uint32(num(4, 10)), uint32(num(5, 10))
 		} else if len(f) >= 9 { // key shmid perms size cpid lpid nattch uid gid ...
 			e.cpid, e.lpid, e.nattch = num(4, 10), num(5, 10), num(6, 10)
 			e.uid, e.gid = uint32(num(7, 10)), uint32(num(8, 10))
