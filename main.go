@@ -261,7 +261,7 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 		}
 		return nil
 	}
-	outFD := pollable(stdout)
+	outFD, outTTY := pollable(stdout)
 	for got := 0; ; {
 		n, err := b.Next((*[shmSize]byte)(buf[:shmSize]), deadline)
 		if err != nil {
@@ -294,10 +294,11 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 		// Printed once counted out, not after the round: a round that a
 		// stopped listener holds open does not hold up this one's output.
 		// But not while holding W if the write would block (a reader that
-		// stopped reading): that would stop every writer at publishing.
+		// stopped reading) or could stop this process (a terminal): that
+		// would stop every writer at publishing.
 		// Re-armed first, this listener is one that has not taken the next
 		// message: writers deliver to the others, and -t gives up on it.
-		late := matched && run == nil && outFD >= 0 && !writable(outFD)
+		late := matched && run == nil && outFD >= 0 && (outTTY || !writable(outFD))
 		if matched && run == nil && !late {
 			if err := emit(n); err != nil {
 				return err
@@ -319,22 +320,25 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 }
 
 // pollable returns w's fd if a write to it can block on its reader (a
-// pipe, a socket, a terminal), else -1 (a file, /dev/null, a buffer).
-func pollable(w io.Writer) int {
+// pipe, a socket, a terminal), else -1 (a file, /dev/null, a buffer); and
+// whether it is a device, which a write may stop the process on whatever
+// poll says (a terminal with tostop stops a background writer with
+// SIGTTOU): a device is always written to after re-arming.
+func pollable(w io.Writer) (fd int, device bool) {
 	f, ok := w.(*os.File)
 	if !ok || f == nil {
-		return -1
+		return -1, false
 	}
-	fd := int(f.Fd())
+	fd = int(f.Fd())
 	var st syscall.Stat_t
 	if syscall.Fstat(fd, &st) != nil {
-		return -1
+		return -1, false
 	}
-	devNull := st.Mode&syscall.S_IFMT == syscall.S_IFCHR && st.Rdev == 1<<8|3
-	if st.Mode&syscall.S_IFMT == syscall.S_IFREG || devNull {
-		return -1
+	device = st.Mode&syscall.S_IFMT == syscall.S_IFCHR
+	if st.Mode&syscall.S_IFMT == syscall.S_IFREG || device && st.Rdev == 1<<8|3 { // /dev/null
+		return -1, false
 	}
-	return fd
+	return fd, device
 }
 
 // writable reports whether a message written to fd now would not block:

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 const asBus = "BUS_TEST_AS_BUS"
@@ -1154,6 +1155,102 @@ func TestWaitCommandDetached(t *testing.T) {
 	}
 	if code := l.exit(); code != 0 {
 		t.Fatalf("wait exited %d", code)
+	}
+}
+
+// TestTerminalTostop: a background listener printing to a terminal with
+// tostop is stopped (SIGTTOU) by its first write. It must have re-armed
+// by then, as for a stuck reader: writers deliver to the others and give
+// up on it at -t, where stopped holding W it stopped them all.
+func TestTerminalTostop(t *testing.T) {
+	path := newBus(t)
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	var unlock, n uint32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, ptmx.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Fatal(e)
+	}
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, ptmx.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
+		t.Fatal(e)
+	}
+	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pts.Close()
+	screen := &syncBuffer{}
+	go io.Copy(screen, ptmx) // the terminal's screen
+	// A job-control shell on the terminal runs the listener in the
+	// background and tells its pid on fd 4; fd 3 is the ready signal. It
+	// stays (a sleep): were the session leader gone, the kernel would
+	// hang up the stopped listener's orphaned process group.
+	rr, rw, _ := os.Pipe()
+	pr, pw, _ := os.Pipe()
+	listen := busCommand("listen", "-r", "3", path) // its argv: under qemu, with the prefix
+	sh := exec.Command("sh", append([]string{"-c", `stty tostop && set -m && { "$@" & echo $! >&4; exec sleep 1000; }`, "sh"}, listen.Args...)...)
+	sh.Env = listen.Env
+	sh.Stdin, sh.Stdout, sh.Stderr = pts, pts, pts
+	sh.ExtraFiles = []*os.File{rw, pw}
+	sh.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rw.Close()
+	pw.Close()
+	var pid int
+	t.Cleanup(func() {
+		if pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		sh.Process.Kill()
+		sh.Wait()
+	})
+	got := make(chan string, 2)
+	go func() { line, _ := bufio.NewReader(pr).ReadString('\n'); got <- line }()
+	go func() { b := make([]byte, 1); n, _ := rr.Read(b); got <- strings.Repeat("ready", n) }()
+	for range 2 {
+		select {
+		case s := <-got:
+			if s != "ready" {
+				if pid, err = strconv.Atoi(strings.TrimSpace(s)); err != nil {
+					t.Fatalf("no pid from the shell: %q", s)
+				}
+			}
+		case <-time.After(patience):
+			t.Fatalf("the background listener never got ready; the terminal shows %q", screen.String())
+		}
+	}
+	healthy := startListener(t, nil, "listen", path)
+	bus(t, "", "broadcast", path, "0 first").expect(t, 0, "")
+	for deadline := time.Now().Add(patience); ; time.Sleep(time.Millisecond) {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if f := strings.Fields(string(data)); len(f) > 2 && f[2] == "T" {
+			break // stopped by its write
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the background listener was never stopped: %q", data)
+		}
+	}
+	bus(t, "", "broadcast", "-t", "300ms", path, "0 second").expect(t, 124, "1 listener(s) had not taken the message")
+	for _, want := range []string{"0 first", "0 second"} {
+		if got := healthy.next(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
+// TestLongTimeout: a -t beyond 2^31 seconds waits (for 68 years at a time)
+// where 32-bit kernels refused its tv_sec with EINVAL, which read as "the
+// bus was removed". TestArches runs it on the 32-bit architectures.
+func TestLongTimeout(t *testing.T) {
+	path := newBus(t)
+	l := startListener(t, nil, "listen", "-t", "600000h", path)
+	bus(t, "", "broadcast", "-t", "600000h", path, "0 long").expect(t, 0, "")
+	if got := l.next(); got != "0 long" {
+		t.Fatalf("got %q", got)
 	}
 }
 

@@ -348,7 +348,9 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 			if left <= 0 {
 				return errTimeout
 			}
-			ts = &timespec{uintptr(left / time.Second), uintptr(left % time.Second)}
+			// At most 2^31-1 s (68 years): 32-bit kernels read a signed
+			// 32-bit tv_sec, and more is EINVAL (taken for a removed bus).
+			ts = &timespec{uintptr(min(left/time.Second, 1<<31-1)), uintptr(left % time.Second)}
 		}
 		var e syscall.Errno
 		if raw {
@@ -954,9 +956,12 @@ func Remove(path string) (note string, err error) {
 	}
 	semid, e1 := semget(sem, nsems, 0)
 	shmid, e2 := shmget(shm, shmSize, 0)
-	for _, e := range []syscall.Errno{e1, e2} {
+	for i, e := range []syscall.Errno{e1, e2} {
 		if e != 0 && e != syscall.ENOENT {
 			b := &Bus{Path: path}
+			if i == 1 {
+				return "", b.objectError("shared memory", shm, "removing", "owner", e)
+			}
 			return "", b.objectError("semaphores", sem, "removing", "owner", e)
 		}
 	}
