@@ -304,7 +304,7 @@ func helpText(name string) string {
 Exit status: 0 done, 1 failed, 2 command line not understood, 124 timed out;
 wait with COMMAND exits with the command's status.
 
-Example:
+Example, at a prompt (a script waits for the listener: -r):
   bus=$(bus create)
   bus listen "$bus" &
   bus broadcast "$bus" "$$ hello"

@@ -3199,6 +3199,7 @@ func TestBadInputCorpus(t *testing.T) {
 
 		// Paths that name no bus, and what create says of them.
 		{name: "create in a missing folder", setup: missingFolder, args: []string{"create", "{P}"}, code: 1, want: "{P}: its folder {D} does not exist"},
+		{name: "create where the folder refuses files", args: []string{"create", "/proc/bus-test"}, code: 1, want: "/proc/bus-test: creating the bus file: no such file or directory"},
 		{name: "create through a dangling link", setup: danglingLink, args: []string{"create", "{P}"}, code: 1, want: "{P}: a symbolic link to {T}, which does not exist"},
 		{name: "broadcast through a dangling link", setup: danglingLink, args: []string{"broadcast", "{P}", "x"}, code: 1, want: "{P}: a symbolic link to {T}, which does not exist"},
 		{name: "create with an empty path", args: []string{"create", ""}, code: 1, want: "empty path: give the bus's path, or none for a random one"},

@@ -237,10 +237,13 @@ func fileError(path, doing string, err error) error {
 	}
 	switch errno {
 	case syscall.ENOENT:
-		if doing == "creating" {
+		var st syscall.Stat_t
+		if doing == "creating" && syscall.Stat(filepath.Dir(path), &st) == syscall.ENOENT {
 			return failf(path, err, "its folder %s does not exist", filepath.Dir(path))
 		}
-		var st syscall.Stat_t
+		if doing == "creating" { // the folder is there (/proc, say) and refuses
+			return failf(path, err, "creating the bus file: %v", errno)
+		}
 		if syscall.Lstat(path, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
 			return failf(path, err, "a symbolic link to %s, which does not exist", followLinks(path))
 		}
