@@ -282,12 +282,11 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 			}
 			return leaveErr
 		}
-		if matched && run != nil {
-			// Started before counting out, as the C tool's callback is:
-			// once a broadcast returns, its commands have started, and a
-			// listener killed after that has dropped none of them.
-			run.start(buf[:n])
-		}
+		// A command starts before counting out, as the C tool's callback
+		// does: once a broadcast returns, its commands have started, and a
+		// listener killed after that has dropped none of them. tidy: a 16th
+		// start, memory to give back after the re-arm.
+		tidy := matched && run != nil && run.start(buf[:n])
 		if err := b.CountOut(); err != nil {
 			return err
 		}
@@ -305,8 +304,8 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 			}
 		}
 		err = b.Rearm(deadline)
-		if run != nil {
-			run.tidy()
+		if tidy {
+			debug.FreeOSMemory() // see runner.start: out of the round
 		}
 		if late {
 			if err := emit(n); err != nil {
@@ -387,7 +386,6 @@ type runner struct {
 	attr    *syscall.ProcAttr
 	files   [3]*os.File // attr's stdin, stdout and stderr, kept from the collector
 	spawned int
-	tidied  int // spawned at the last tidy
 }
 
 func newRunner(command string, stdin io.Reader, stdout, stderr io.Writer) *runner {
@@ -408,14 +406,9 @@ func (r *runner) spawn(msg string) (pid int, err error) {
 			return 0, err
 		}
 		// The listener's stdin too, as the C tool's fork leaves it: a
-		// command may read it, and a closed fd 0 would be the next file
-		// the command opens.
+		// command may read it. (Started with fd 0 closed, the runtime has
+		// opened /dev/null there.) Run in-process with a reader: /dev/null.
 		stdin, ok := r.stdin.(*os.File)
-		if ok && stdin != nil {
-			// Started with fd 0 closed: ForkExec would fail on it.
-			_, _, e := syscall.Syscall(syscall.SYS_FCNTL, stdin.Fd(), syscall.F_GETFD, 0)
-			ok = e == 0
-		}
 		if !ok || stdin == nil {
 			if stdin, err = os.Open(os.DevNull); err != nil {
 				return 0, err
@@ -477,32 +470,27 @@ func lookPath(name string) (string, error) {
 	return "", errorf("%s not found in $PATH", name)
 }
 
-func (r *runner) start(msg []byte) {
+// start starts the command for msg. It reports a 16th start: time to give
+// freed heap pages back, out of the round (after the re-arm). They stay
+// resident until the scavenger's slow return, and giving them back every 16
+// starts (a forced collection of a small heap, 2 ms) keeps a command-running
+// listener at 3.3 MB resident after 2,000 commands: 0.1 MB more every 64,
+// 6 MB with the collector left alone.
+func (r *runner) start(msg []byte) (tidy bool) {
 	if r.wake == nil {
 		r.wake = make(chan struct{}, 1)
 		go r.reap()
 	}
 	if _, err := r.spawn(string(msg)); err != nil {
 		fprintf(r.stderr, "bus: running the command: %v\n", err)
-		return
+		return false
 	}
 	select {
 	case r.wake <- struct{}{}:
 	default: // the reaper is awake already
 	}
 	r.spawned++
-}
-
-// tidy gives freed heap pages back, out of the round (after the re-arm):
-// they stay resident until the scavenger's slow return, and giving them
-// back every 16 starts (a forced collection of a small heap, 2 ms) keeps a
-// command-running listener at 3.3 MB resident after 2,000 commands: 0.1 MB
-// more every 64, 6 MB with the collector left alone.
-func (r *runner) tidy() {
-	if r.spawned%16 == 0 && r.spawned != r.tidied {
-		r.tidied = r.spawned
-		debug.FreeOSMemory()
-	}
+	return r.spawned%16 == 0
 }
 
 // reap reaps children until none is left, then waits for the next start.
