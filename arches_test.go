@@ -1,0 +1,563 @@
+package main
+
+// The architectures: the suite cross-compiled and run under qemu-user, and
+// buses shared by binaries of different architectures.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The suite on every Linux architecture Go builds for (but the host's), and
+// buses shared by processes of different architectures.
+//
+// TestArches cross-compiles the test binary for each architecture and runs
+// it: natively for 386 (an x86_64 kernel runs it, and checks what qemu
+// hides: IPC_64, the 32-bit layouts and the 32-bit timespec), under
+// qemu-user for the rest, with BUS_TEST_EXEC_PREFIX naming the same qemu so
+// that the children the suite spawns run under it too. Each inner run has
+// an IPC namespace of its own (as root), so that runs in parallel do not
+// see each other's objects in their leftover checks, and the host's own
+// objects are checked unchanged after them all.
+//
+// TestMixedArches builds `bus` itself for big- and little-endian, 32- and
+// 64-bit, direct-call and ipc() architectures and has them create, listen
+// on, broadcast on and chmod one bus with the host's binary.
+//
+// Both are left out by -short (the inner runs use it: no recursion).
+
+// archTarget is one architecture to build for and how to run its binaries.
+type archTarget struct {
+	name   string   // the subtest's name
+	goarch string   // GOARCH
+	env    []string // more build environment (GOMIPS)
+	runner []string // the qemu command line; nil: run natively
+	how    string   // how sysv_linux.go reaches the calls, for the logs
+}
+
+// qemuReserve is the guest address space given to 64-bit guests whose
+// shmat qemu must place at a 256 KiB SHMLBA (mips64el, loongarch64): without
+// -R, qemu 7.2's mmap_find_vma fails a process's second attachment with
+// ENOMEM (seen with a probe: the first shmat works, the next fails, even
+// with nothing else mapped). A reserved space makes it search its own map.
+const qemuReserve = "0x8000000000"
+
+// archTargets lists every Linux GOARCH of sysv_linux.go's table that a
+// Debian machine can run: natively, or with Debian's qemu-user-static.
+// (mips64 and ppc64, big-endian, are left out: Debian's qemu runs them, but
+// no distribution ships Go binaries for them; their rows share the code of
+// s390x and mips64le.)
+var archTargets = []archTarget{
+	{name: "amd64", goarch: "amd64", runner: []string{"qemu-x86_64-static"}, how: "direct, no IPC_64"},
+	// qemu-i386 7.2 crashes in Go's runtime: 386 runs natively, on an
+	// x86_64 kernel (CONFIG_IA32_EMULATION), which is also the one place
+	// where the 32-bit layouts, IPC_64 and the 32-bit timespec of the compat
+	// ipc() are checked for real (qemu strips IPC_64).
+	{name: "386", goarch: "386", how: "ipc(), IPC_64"},
+	{name: "arm", goarch: "arm", runner: []string{"qemu-arm-static"}, how: "direct, IPC_64"},
+	{name: "arm64", goarch: "arm64", runner: []string{"qemu-aarch64-static"}, how: "direct, no IPC_64"},
+	{name: "riscv64", goarch: "riscv64", runner: []string{"qemu-riscv64-static"}, how: "direct, no IPC_64"},
+	{name: "loong64", goarch: "loong64", runner: []string{"qemu-loongarch64-static", "-R", qemuReserve}, how: "direct, no IPC_64"},
+	{name: "mips", goarch: "mips", env: []string{"GOMIPS=hardfloat"}, runner: []string{"qemu-mips-static"}, how: "ipc(), IPC_64"},
+	{name: "mips-softfloat", goarch: "mips", env: []string{"GOMIPS=softfloat"}, runner: []string{"qemu-mips-static"}, how: "ipc(), IPC_64"},
+	{name: "mipsle", goarch: "mipsle", runner: []string{"qemu-mipsel-static"}, how: "ipc(), IPC_64"},
+	{name: "mips64le", goarch: "mips64le", runner: []string{"qemu-mips64el-static", "-R", qemuReserve}, how: "direct, IPC_64"},
+	{name: "ppc64le", goarch: "ppc64le", runner: []string{"qemu-ppc64le-static"}, how: "ipc(), IPC_64"},
+	{name: "s390x", goarch: "s390x", runner: []string{"qemu-s390x-static"}, how: "ipc() of 5 arguments, IPC_64, SETVAL << 32"},
+}
+
+const (
+	archParallel   = 2                // inner runs at once: the machine has 2 cores
+	archBuildLimit = 15 * time.Minute // one cross-compilation, std included when the cache is cold
+	archRunLimit   = 10 * time.Minute // one inner run of the suite
+	// archNeeds is what TestArches asks of the test binary's -timeout.
+	archNeeds = 25 * time.Minute
+)
+
+// innerSkip is the inner runs' -test.skip.
+const innerSkip = "^(TestArches|TestMixedArches|TestSpinModels)$"
+
+// nativeTests must pass, not skip, in a native run of another architecture
+// (386): they use IPC_STAT and IPC_SET (chmod, chown, info) and timeouts,
+// whose layouts qemu would hide.
+var nativeTests = []string{"TestChmodChown", "TestInfo", "TestTimeouts"}
+
+// targetFor returns the target of a name in archTargets.
+func targetFor(t *testing.T, name string) archTarget {
+	for _, a := range archTargets {
+		if a.name == name {
+			return a
+		}
+	}
+	t.Fatalf("no target %q", name)
+	return archTarget{}
+}
+
+// isHost reports whether a is what this test binary was built as.
+func (a archTarget) isHost() bool {
+	return a.goarch == runtime.GOARCH && len(a.env) == 0
+}
+
+// prefix is the command line that runs a binary for a: its qemu, or
+// nothing to run it natively. 386 runs natively only on an amd64 host.
+func (a archTarget) prefix() []string {
+	if a.goarch == "386" && runtime.GOARCH != "amd64" {
+		return []string{"qemu-i386-static"}
+	}
+	return a.runner
+}
+
+// command returns the argv that runs binary for a.
+func (a archTarget) command(binary string) []string {
+	return append(slices.Clone(a.prefix()), binary)
+}
+
+// checkRunner fails t if a's qemu is not installed: no architecture may be
+// left out quietly.
+func (a archTarget) checkRunner(t *testing.T) {
+	t.Helper()
+	if len(a.prefix()) == 0 {
+		return
+	}
+	if _, err := exec.LookPath(a.prefix()[0]); err != nil {
+		t.Fatalf("%s: %v: install qemu-user-static (Debian) to test this architecture", a.name, err)
+	}
+}
+
+// goTool runs `go ARGS...` for target a, bounded by limit, and returns
+// what went wrong, or "" (it may run off the test's goroutine).
+func goTool(a archTarget, limit time.Duration, args ...string) string {
+	gotool, err := exec.LookPath("go")
+	if err != nil {
+		gotool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gotool, args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+a.goarch, "GOFLAGS=")
+	cmd.Env = append(cmd.Env, a.env...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return fmt.Sprintf("%s: go %s: not done after %v", a.name, strings.Join(args, " "), limit)
+	}
+	if err != nil {
+		return fmt.Sprintf("%s: go %s: %v\n%s", a.name, strings.Join(args, " "), err, out)
+	}
+	return ""
+}
+
+func TestArches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-compiles the suite and runs it under qemu for every architecture; -short leaves it out")
+	}
+	if d, ok := t.Deadline(); ok && time.Until(d) < archNeeds {
+		t.Fatalf("TestArches needs up to %v and the test binary's -timeout leaves %v: "+
+			"run go test -timeout 80m (or -short, which leaves it out)", archNeeds, time.Until(d).Round(time.Second))
+	}
+	root := os.Getuid() == 0
+	if !root {
+		t.Log("not root: no IPC namespaces; the architectures run one at a time, and the permission tests skip")
+	}
+	before, err := sysvObjects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755) // the inner suites run children as another user
+	parallel := archParallel
+	if !root {
+		parallel = 1
+	}
+	slots := make(chan struct{}, parallel)
+	start := time.Now()
+	t.Run("each", func(t *testing.T) {
+		for _, a := range archTargets {
+			if a.isHost() {
+				continue // the outer run is this architecture's
+			}
+			t.Run(a.name, func(t *testing.T) {
+				t.Parallel()
+				a.checkRunner(t)
+				slots <- struct{}{}
+				defer func() { <-slots }()
+				runArch(t, a, dir, root)
+			})
+		}
+	})
+	t.Logf("all architectures: %v", time.Since(start).Round(time.Second))
+	after, err := sysvObjects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(before, after) {
+		t.Errorf("the inner runs changed the host's System V objects:\nbefore: %v\nafter:  %v", before, after)
+	}
+}
+
+// innerResultRE matches a top-level test's result in -test.v output.
+var innerResultRE = regexp.MustCompile(`(?m)^--- (PASS|FAIL|SKIP): (\S+) \(([0-9.]+)s\)$`)
+
+// runArch builds the test binary for a and runs the suite with it.
+// ownIPC: it runs as root, in an IPC namespace of its own.
+func runArch(t *testing.T, a archTarget, dir string, ownIPC bool) {
+	bin := filepath.Join(dir, "bus.test."+a.name)
+	t0 := time.Now()
+	if err := goTool(a, archBuildLimit, "test", "-c", "-o", bin, "."); err != "" {
+		t.Fatal(err)
+	}
+	built := time.Since(t0)
+
+	// -test.short: no recursion into TestArches, and the suite's big loops
+	// scaled down. -test.skip leaves out what runs no code of the
+	// architecture (it would only repeat the host's run), so that the inner
+	// output has no SKIP line of its own making (a SKIP there fails the
+	// architecture): the drivers here, and the spin model checks, which run
+	// host tools on testdata/*.pml (half of each inner run's time).
+	inner := -time.Minute + archRunLimit
+	argv := append(a.command(bin), "-test.short", "-test.v", "-test.count=1",
+		"-test.skip", innerSkip, "-test.timeout", inner.String())
+	ctx, cancel := context.WithTimeout(context.Background(), archRunLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "BUS_TEST_EXEC_PREFIX="+strings.Join(a.prefix(), " "))
+	// Its own process group, so that a timeout kills its children too; its
+	// own IPC namespace, which goes with its objects when its last process
+	// exits.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if ownIPC {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWIPC
+	}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	// A file, not a pipe: a child left running cannot hold up Wait.
+	logPath := filepath.Join(dir, "out."+a.name+".txt")
+	out, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	t1 := time.Now()
+	runErr := cmd.Run()
+	ran := time.Since(t1)
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // whatever it left running
+	}
+	data, _ := os.ReadFile(logPath)
+	text := string(data)
+
+	results := innerResultRE.FindAllStringSubmatch(text, -1)
+	var passed, skipped []string
+	type timed struct {
+		name string
+		secs float64
+	}
+	var slow []timed
+	for _, m := range results {
+		switch m[1] {
+		case "PASS":
+			passed = append(passed, m[2])
+		case "SKIP":
+			skipped = append(skipped, m[2])
+		}
+		secs, _ := strconv.ParseFloat(m[3], 64)
+		slow = append(slow, timed{m[2], secs})
+	}
+	sort.Slice(slow, func(i, j int) bool { return slow[i].secs > slow[j].secs })
+	var slowest []string
+	for _, s := range slow[:min(3, len(slow))] {
+		slowest = append(slowest, fmt.Sprintf("%s %.1fs", s.name, s.secs))
+	}
+	runner := "native"
+	if len(a.prefix()) > 0 {
+		runner = strings.Join(a.prefix(), " ")
+	}
+	verdict := "ok"
+	if runErr != nil {
+		verdict = "FAILED"
+	}
+	t.Logf("%s (%s; %s): build %v, run %v: %s, %d tests passed; slowest: %s",
+		a.name, a.how, runner, built.Round(100*time.Millisecond), ran.Round(100*time.Millisecond),
+		verdict, len(passed), strings.Join(slowest, ", "))
+
+	if runErr != nil || len(passed) == 0 || len(skipped) > 0 {
+		// Keep the whole output: the test's folder goes with the test.
+		keep := filepath.Join(os.TempDir(), "bus-arches-"+a.name+".log")
+		if os.WriteFile(keep, data, 0o644) == nil {
+			t.Logf("%s: the inner run's whole output is in %s", a.name, keep)
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("%s: still running after %v: killed; its output:\n%s", a.name, archRunLimit, innerExcerpt(text))
+	case runErr != nil:
+		t.Fatalf("%s: %v; what failed:\n%s", a.name, runErr, innerExcerpt(text))
+	case len(passed) == 0:
+		t.Fatalf("%s: no test passed; its output:\n%s", a.name, innerExcerpt(text))
+	case len(skipped) > 0 && ownIPC:
+		t.Fatalf("%s: tests skipped in the inner run (every one must run on every architecture): %v", a.name, skipped)
+	case len(skipped) > 0:
+		t.Logf("%s: skipped, as they do for a user who is not root: %v", a.name, skipped)
+	}
+	if len(a.prefix()) == 0 {
+		for _, name := range nativeTests {
+			if !slices.Contains(passed, name) && (ownIPC || !slices.Contains(skipped, name)) {
+				t.Errorf("%s: %s did not pass in the native run: it is what checks IPC_STAT, IPC_SET and timeouts where qemu would hide them", a.name, name)
+			}
+		}
+	}
+}
+
+// innerExcerpt picks out of an inner -test.v run's output what says why it
+// failed: each failed top-level test from its === RUN line, a panic (a
+// -test.timeout names the tests still running), or else the last lines.
+func innerExcerpt(text string) string {
+	const most = 80 // lines per part
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	clip := func(part []string) string {
+		if len(part) > most {
+			part = append([]string{"\t..."}, part[len(part)-most:]...)
+		}
+		return strings.Join(part, "\n")
+	}
+	var parts []string
+	for i, l := range lines {
+		if strings.HasPrefix(l, "panic: ") {
+			parts = append(parts, strings.Join(lines[i:min(len(lines), i+30)], "\n"))
+			break
+		}
+		name, ok := strings.CutPrefix(l, "--- FAIL: ")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, " ")
+		from := i
+		for from > 0 && lines[from] != "=== RUN   "+name {
+			from--
+		}
+		to := i + 1
+		for to < len(lines) && strings.HasPrefix(lines[to], " ") {
+			to++
+		}
+		parts = append(parts, clip(lines[from:to]))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, clip(lines))
+	}
+	return strings.Join(parts, "\n")
+}
+
+// peer is a bus binary of one architecture, and how to run it.
+type peer struct {
+	name string
+	argv []string // the command line before bus's own arguments
+	env  []string
+}
+
+func (p peer) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(p.argv[0], append(slices.Clone(p.argv[1:]), args...)...)
+	cmd.Env = append(os.Environ(), p.env...)
+	return cmd
+}
+
+// hostPeer is this test binary, run as bus.
+func hostPeer() peer {
+	return peer{name: runtime.GOARCH + " (host)", argv: busCommand().Args, env: []string{asBus + "=1"}}
+}
+
+// buildPeers builds `bus` for each named target, in parallel.
+func buildPeers(t *testing.T, names ...string) map[string]peer {
+	t.Helper()
+	dir := t.TempDir()
+	peers := map[string]peer{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan string, len(names))
+	for _, name := range names {
+		a := targetFor(t, name)
+		a.checkRunner(t)
+		bin := filepath.Join(dir, "bus."+a.name)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := goTool(a, archBuildLimit, "build", "-trimpath", "-o", bin, "."); err != "" {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			peers[name] = peer{name: a.name, argv: a.command(bin)}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return peers
+}
+
+// startPeerListener starts `bus listen -r 3 PATH` of p and returns once it
+// has registered.
+func startPeerListener(t *testing.T, p peer, path string) *listener {
+	t.Helper()
+	cmd := p.command("listen", "-r", "3", path)
+	cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+xdgDir(t))
+	return startReady(t, cmd, p.name+" listener")
+}
+
+// mixedMessages are n messages from sender, of varied lengths and UTF-8,
+// the last one as long as a message can be.
+func mixedMessages(sender string, n int) []string {
+	msgs := make([]string, n)
+	for i := range msgs {
+		msgs[i] = fmt.Sprintf("0 %s %d %s", sender, i, strings.Repeat("é", i%40))
+	}
+	last := fmt.Sprintf("0 %s %d ", sender, n-1)
+	msgs[n-1] = last + strings.Repeat("x", maxMessage-len(last))
+	return msgs
+}
+
+// startBroadcaster starts `bus broadcast PATH -` of p, sending msgs, one a
+// line, from its stdin.
+func startBroadcaster(t *testing.T, p peer, path string, msgs []string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd := p.command("broadcast", "-t", patience.String(), path, "-")
+	cmd.Stdin = strings.NewReader(strings.Join(msgs, "\n") + "\n")
+	errb := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = errb, errb
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", p.name, err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, errb
+}
+
+func TestMixedArches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds bus for other architectures and runs them under qemu; -short leaves it out")
+	}
+	// mips: big-endian 32-bit, ipc(); arm: little-endian 32-bit, direct
+	// calls with IPC_64; s390x: big-endian 64-bit, five-argument ipc(),
+	// SETVAL in the high half.
+	peers := buildPeers(t, "mips", "arm", "s390x")
+	host := hostPeer()
+	mips, arm, s390x := peers["mips"], peers["arm"], peers["s390x"]
+	n := 200
+
+	cases := []struct {
+		name         string
+		creator      peer
+		listeners    []peer
+		broadcasters []peer // at once, each its own numbered stream
+	}{
+		{"host broadcasts to mips, arm, s390x and host", host, []peer{mips, arm, s390x, host}, []peer{host}},
+		{"mips broadcasts to host, host and arm on s390x's bus", s390x, []peer{host, host, arm}, []peer{mips}},
+		{"arm broadcasts to host and s390x on mips's bus", mips, []peer{host, s390x}, []peer{arm}},
+		{"s390x and host broadcast at once to mips and host", arm, []peer{mips, host}, []peer{s390x, host}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			path := filepath.Join(xdgDir(t), "mixed")
+			t.Cleanup(func() { removeQuietly(path) })
+			r := runCmd(t, c.creator.command("create", path), "")
+			r.expect(t, 0, "")
+			checkWireFormat(t, path)
+			var ls []*listener
+			for _, p := range c.listeners {
+				ls = append(ls, startPeerListener(t, p, path))
+			}
+			streams := map[string][]string{}
+			type sender struct {
+				cmd  *exec.Cmd
+				errb *syncBuffer
+				name string
+			}
+			var senders []sender
+			for i, p := range c.broadcasters {
+				tag := fmt.Sprintf("%s#%d", p.name, i)
+				streams[tag] = mixedMessages(strings.Fields(tag)[0]+"#"+strconv.Itoa(i), n)
+				cmd, errb := startBroadcaster(t, p, path, streams[tag])
+				senders = append(senders, sender{cmd, errb, tag})
+			}
+			for _, s := range senders {
+				code, err := waitBounded(s.cmd, 5*time.Minute)
+				if err != nil || code != 0 {
+					t.Fatalf("broadcaster %s: status %d (%v): %s", s.name, code, err, s.errb.String())
+				}
+			}
+			// Each listener gets every stream whole and in order; streams
+			// sent at once interleave.
+			for i, l := range ls {
+				next := map[string]int{}
+				for range len(streams) * n {
+					got := l.next()
+					f := strings.Fields(got)
+					var tag string
+					for k, msgs := range streams {
+						if len(f) > 1 && strings.Fields(msgs[0])[1] == f[1] {
+							tag = k
+						}
+					}
+					if tag == "" {
+						t.Fatalf("listener %d (%s) got %.60q, from no broadcaster", i, c.listeners[i].name, got)
+					}
+					if want := streams[tag][next[tag]]; got != want {
+						t.Fatalf("listener %d (%s): message %d of %s is %.60q, want %.60q", i, c.listeners[i].name, next[tag], tag, got, want)
+					}
+					next[tag]++
+				}
+			}
+			checkIdle(t, path, len(ls))
+			t.Logf("%d message(s) from %d broadcaster(s) to %d listeners: %v", len(streams)*n, len(senders), len(ls), time.Since(start).Round(time.Millisecond))
+		})
+	}
+
+	// chmod by one architecture, read back by the others, through IPC_STAT
+	// and IPC_SET of each (qemu translates the layouts: the native 386 run
+	// of TestChmodChown checks them for real).
+	t.Run("chmod and info across architectures", func(t *testing.T) {
+		path := filepath.Join(xdgDir(t), "modes")
+		t.Cleanup(func() { removeQuietly(path) })
+		runCmd(t, s390x.command("create", path), "").expect(t, 0, "")
+		for _, step := range []struct {
+			by      peer
+			perm    string
+			file    uint32
+			objects uint32
+			info    string
+		}{
+			{s390x, "750", 0o640, 0o660, "mode rw-rw----"},
+			{mips, "+o", 0o644, 0o666, "mode rw-rw-rw-"},
+			{arm, "u", 0o600, 0o600, "mode rw-------"},
+			{host, "go", 0o044, 0o066, "mode ---rw-rw-"},
+		} {
+			runCmd(t, step.by.command("chmod", step.perm, path), "").expect(t, 0, "")
+			checkModes(t, path, step.file, step.objects)
+			for _, p := range []peer{host, mips, arm, s390x} {
+				r := runCmd(t, p.command("info", path), "")
+				r.expect(t, 0, "")
+				if !strings.Contains(r.stdout, "semaphores") || strings.Count(r.stdout, step.info) < 2 {
+					t.Fatalf("after %s's chmod %s, %s's info does not show %q for both objects:\n%s", step.by.name, step.perm, p.name, step.info, r.stdout)
+				}
+			}
+		}
+	})
+}

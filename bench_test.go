@@ -1,0 +1,442 @@
+package main
+
+// Benchmarks: bus beside the yardstick (the same protocol in C, built with
+// cc -O2) in one run, the one-shot beside the Go floor, the footprint of a
+// listener, and the allocations of the hot loops.
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkBroadcast: one in-process writer, real `bus listen` processes
+// printing to a file; one op is one message delivered to every listener.
+func BenchmarkBroadcast(b *testing.B) {
+	for _, n := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("listeners=%d", n), func(b *testing.B) {
+			t := &testing.T{}
+			_ = t
+			path := benchBus(b)
+			for range n {
+				benchListener(b, path, "listen", path)
+			}
+			bus, err := Open(path, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bus.Close()
+			msg := []byte("0 benchmark message")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := bus.Broadcast(msg, time.Now().Add(patience), false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkListenLoop runs a listener's loop in-process against an
+// in-process writer: allocs/op counts both sides, per message.
+func BenchmarkListenLoop(b *testing.B) {
+	path := benchBus(b)
+	lb, err := Open(path, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lb.Close()
+	wb, err := Open(path, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer wb.Close()
+	if err := lb.Join(time.Time{}); err != nil {
+		b.Fatal(err)
+	}
+	msg := []byte("0 benchmark message")
+	done := make(chan error, 1)
+	var buf [shmSize + 1]byte // escapes (io.Discard): allocated here, once
+	// Started before the timer: the goroutine's start allocates too, once;
+	// the writer waits for the listener's loop to take its first message.
+	go func() {
+		for range b.N {
+			if _, err := wb.Broadcast(msg, time.Time{}, false); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		n, err := lb.Next((*[shmSize]byte)(buf[:shmSize]), time.Time{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := lb.Stay(time.Time{}); err != nil {
+			b.Fatal(err)
+		}
+		buf[n] = '\n'
+		io.Discard.Write(buf[:n+1])
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	lb.semop(opCountOut, time.Time{})
+}
+
+func benchBus(b *testing.B) string {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "bus")
+	if _, err := Create(path, true); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { removeQuietly(path) })
+	return path
+}
+
+// benchListener starts a bus process and waits until it is registered.
+func benchListener(b *testing.B, path string, args ...string) *exec.Cmd {
+	b.Helper()
+	cmd := busCommand(append([]string{args[0], "-r", "3"}, args[1:]...)...)
+	out, err := os.Create(filepath.Join(b.TempDir(), "out"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stdout = out
+	rr, rw, _ := os.Pipe()
+	cmd.ExtraFiles = []*os.File{rw}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	rw.Close()
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); out.Close() })
+	ready := make(chan struct{})
+	go func() { io.ReadAll(rr); close(ready) }()
+	select {
+	case <-ready:
+	case <-time.After(patience):
+		b.Fatal("listener not ready")
+	}
+	return cmd
+}
+
+// The yardstick: ../shared/bench/refproto.c, the C harness of the same
+// protocol, built with cc -O2, measured side by side with this tool in one
+// run, alternating, so that the machine's load falls on both alike.
+
+func buildRefproto(b *testing.B) string {
+	b.Helper()
+	src, err := filepath.Abs("../shared/bench/refproto.c")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := os.Stat(src); err != nil {
+		b.Fatalf("the yardstick's source is not beside the project: %v", err)
+	}
+	out := filepath.Join(b.TempDir(), "refproto")
+	if msg, err := exec.Command("cc", "-O2", "-o", out, src).CombinedOutput(); err != nil {
+		b.Fatalf("cc: %v: %s", err, msg)
+	}
+	return out
+}
+
+// buildBus builds the real binary, as users get it.
+func buildBus(b *testing.B) string {
+	b.Helper()
+	out := filepath.Join(b.TempDir(), "bus")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v: %s", err, msg)
+	}
+	return out
+}
+
+// waitListeners waits until n listeners are registered on path.
+func waitListeners(b *testing.B, path string, n int) {
+	b.Helper()
+	sem, _, _, err := readBusFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, _ := semget(sem, nsems, 0)
+	deadline := time.Now().Add(patience)
+	for {
+		if v, _ := semctl(id, semS, semGetval, 0); v == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d listeners not registered after %v", n, patience)
+		}
+		time.Sleep(time.Millisecond) // polling S, bounded above
+	}
+}
+
+// timeRun runs cmd to its end and returns how long it took.
+func timeRun(b *testing.B, cmd *exec.Cmd) time.Duration {
+	b.Helper()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	if code, err := waitBounded(cmd, 5*time.Minute); err != nil || code != 0 {
+		b.Fatalf("%v: status %d, %v: %s", cmd.Args, code, err, errb.String())
+	}
+	return time.Since(start)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// BenchmarkYardstick: 20,000 messages from one writer process (`bus
+// broadcast` reading stdin; `refproto write`) to L listener processes
+// (`bus listen` writing to files; `refproto listen`), each round both ways,
+// and a third way with the bus listeners writing to /dev/null: refproto
+// writes nothing, and at 16 listeners on 2 cores the 16 file writes a
+// message are most of the difference (go-null/c isolates the protocol).
+// Reports the medians in us per message and their ratios. Run with
+// -benchtime=5x for five rounds.
+func BenchmarkYardstick(b *testing.B) {
+	const n = 20000
+	ref, bin := buildRefproto(b), buildBus(b)
+	dir := b.TempDir()
+	input := filepath.Join(dir, "input")
+	var in bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&in, "0 msg %d\n", i)
+	}
+	os.WriteFile(input, in.Bytes(), 0o600)
+	for _, listeners := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("listeners=%d", listeners), func(b *testing.B) {
+			path := benchBus(b)
+			var goUs, cUs, nullUs, ratios, nullRatios []float64
+			for range b.N {
+				// C: listeners stop at the message "0 stop" and print their count.
+				var cl []*exec.Cmd
+				var outs []*bytes.Buffer
+				for range listeners {
+					c := exec.Command(ref, "listen", path)
+					out := &bytes.Buffer{}
+					c.Stdout = out
+					if err := c.Start(); err != nil {
+						b.Fatal(err)
+					}
+					cl, outs = append(cl, c), append(outs, out)
+				}
+				waitListeners(b, path, listeners)
+				c := timeRun(b, exec.Command(ref, "write", path, strconv.Itoa(n)))
+				for i, l := range cl {
+					if code, err := waitBounded(l, patience); err != nil || code != 0 || strings.TrimSpace(outs[i].String()) != strconv.Itoa(n) {
+						b.Fatalf("refproto listener: %d %v, got %q messages", code, err, outs[i].String())
+					}
+				}
+				// Go: the real binary, listeners printing to files, then
+				// to /dev/null.
+				g := goRound(b, bin, path, input, dir, listeners, n, false)
+				null := goRound(b, bin, path, input, dir, listeners, n, true)
+				goUs = append(goUs, float64(g.Microseconds())/n)
+				nullUs = append(nullUs, float64(null.Microseconds())/n)
+				cUs = append(cUs, float64(c.Microseconds())/n)
+				ratios = append(ratios, float64(g)/float64(c))
+				nullRatios = append(nullRatios, float64(null)/float64(c))
+			}
+			b.ReportMetric(median(goUs), "go-us/msg")
+			b.ReportMetric(median(cUs), "c-us/msg")
+			b.ReportMetric(median(ratios), "go/c")
+			b.ReportMetric(slices.Max(ratios), "worst-go/c")
+			b.ReportMetric(median(nullUs), "go-null-us/msg")
+			b.ReportMetric(median(nullRatios), "go-null/c")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// goRound times `bus broadcast` of the n lines of input to listeners
+// `bus listen` processes writing to files in dir (or to /dev/null), and
+// checks that each file got every message.
+func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNull bool) time.Duration {
+	var gl []*exec.Cmd
+	var files []string
+	for i := range listeners {
+		f := filepath.Join(dir, fmt.Sprintf("out%d", i))
+		if devNull {
+			f = os.DevNull
+		}
+		out, err := os.Create(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		l := exec.Command(bin, "listen", path)
+		l.Stdout = out
+		if err := l.Start(); err != nil {
+			b.Fatal(err)
+		}
+		out.Close()
+		gl, files = append(gl, l), append(files, f)
+	}
+	waitListeners(b, path, listeners)
+	w := exec.Command(bin, "broadcast", path)
+	w.Stdin, _ = os.Open(input)
+	g := timeRun(b, w)
+	for i, l := range gl {
+		l.Process.Kill()
+		l.Wait()
+		if devNull {
+			continue // the writer returned: every listener copied every message
+		}
+		data, _ := os.ReadFile(files[i])
+		if bytes.Count(data, []byte{'\n'}) != n {
+			b.Fatalf("bus listener got %d messages of %d", bytes.Count(data, []byte{'\n'}), n)
+		}
+	}
+	return g
+}
+
+// BenchmarkOneShot: `bus broadcast PATH MSG` as a whole process (start,
+// open, broadcast to one listener, exit) against `refproto send PATH MSG`,
+// alternating, and the least Go program (testdata/floor/oneshot.go).
+// Reports the medians in us per process and their ratios, over 20 runs of
+// each per iteration.
+func BenchmarkOneShot(b *testing.B) {
+	ref, bin := buildRefproto(b), buildBus(b)
+	path := benchBus(b)
+	l := exec.Command(bin, "listen", path)
+	if err := l.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Process.Kill(); l.Wait() })
+	waitListeners(b, path, 1)
+	floor := buildFloor(b, "oneshot")
+	var goUs, cUs, floorUs []float64
+	for range b.N * 20 { // a process is a short, noisy sample: take many
+		cUs = append(cUs, float64(timeRun(b, exec.Command(ref, "send", path, "0 one shot")).Nanoseconds())/1e3)
+		goUs = append(goUs, float64(timeRun(b, exec.Command(bin, "broadcast", path, "0 one shot")).Nanoseconds())/1e3)
+		floorUs = append(floorUs, float64(timeRun(b, exec.Command(floor)).Nanoseconds())/1e3)
+	}
+	b.ReportMetric(median(goUs), "go-us/run")
+	b.ReportMetric(median(cUs), "c-us/run")
+	b.ReportMetric(median(goUs)/median(cUs), "go/c")
+	b.ReportMetric(median(floorUs), "floor-us/run")
+	b.ReportMetric(median(floorUs)/median(cUs), "floor/c")
+	b.ReportMetric(0, "ns/op")
+}
+
+// buildFloor builds testdata/floor/NAME.go as bus is built: a Go program
+// that does only what no Go build of bus could avoid, to measure bus against.
+func buildFloor(b *testing.B, name string) string {
+	b.Helper()
+	src, err := os.ReadFile(filepath.Join("testdata", "floor", name+".go"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module floor\n\ngo 1.22\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "main.go"), src, 0o600)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", name, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v: %s", err, msg)
+	}
+	return filepath.Join(dir, name)
+}
+
+// BenchmarkFootprint reports the binary's size (-trimpath -ldflags='-s -w')
+// and the resident memory of a listener after b.N messages, printing to a
+// file and, in another, running a command for each; and beside it, that of
+// the least Go program that starts as many (floor-cmd).
+func BenchmarkFootprint(b *testing.B) {
+	bin := buildBus(b)
+	st, _ := os.Stat(bin)
+	path := benchBus(b)
+	var ls []*exec.Cmd
+	for _, args := range [][]string{{"listen", path}, {"listen", path, "true"}} {
+		l := exec.Command(bin, args...)
+		if err := l.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { l.Process.Kill(); l.Wait() })
+		ls = append(ls, l)
+	}
+	waitListeners(b, path, 2)
+	bb, err := Open(path, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bb.Close()
+	// At least 2,000 messages, so 2,000 commands: what a long-running
+	// listener holds, not what a fresh one does.
+	b.ResetTimer()
+	for i := range max(b.N, 2000) {
+		if _, err := bb.Broadcast([]byte("0 footprint "+strconv.Itoa(i)), time.Now().Add(patience), false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	status := func(pid int, field string) float64 {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
+				v, _ := strconv.ParseFloat(f[1], 64)
+				return v
+			}
+		}
+		b.Fatalf("no %s for %d", field, pid)
+		return 0
+	}
+	// The floor: the same count of starts by a Go program with only what
+	// bus cannot do without (testdata/floor/runner.go).
+	floor := exec.Command(buildFloor(b, "runner"), strconv.Itoa(max(b.N, 2000)), "footprint", "1s")
+	hold, err := floor.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := floor.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := floor.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { floor.Process.Kill(); floor.Wait() })
+	done := make(chan error, 1)
+	go func() { _, err := bufio.NewReader(out).ReadString('\n'); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			b.Fatalf("the floor program: %v", err)
+		}
+	case <-time.After(patience):
+		b.Fatal("the floor program never finished its starts")
+	}
+	b.ReportMetric(float64(st.Size())/1e6, "binary-MB")
+	b.ReportMetric(status(ls[0].Process.Pid, "VmRSS"), "listen-RSS-KiB")
+	b.ReportMetric(status(ls[1].Process.Pid, "VmRSS"), "listen-cmd-RSS-KiB")
+	b.ReportMetric(status(ls[1].Process.Pid, "VmHWM"), "listen-cmd-peak-KiB")
+	b.ReportMetric(status(ls[1].Process.Pid, "RssFile"), "listen-cmd-file-KiB")
+	b.ReportMetric(status(floor.Process.Pid, "VmRSS"), "floor-cmd-RSS-KiB")
+	hold.Close()
+	b.ReportMetric(0, "ns/op")
+}
