@@ -177,11 +177,13 @@ func TestBadInputCorpus(t *testing.T) {
 
 		// Objects: gone, half gone, the wrong size, another user's.
 		{name: "wait on objects that do not exist", setup: keys(0, 0, 0, 0, 0o600), args: []string{"wait", "{P}"}, code: 1, want: "{P}: stale bus: its semaphores (key {SEM}) are gone; `bus create {P}` makes it anew, `bus remove {P}` removes it"},
-		{name: "info on an array of 2000 semaphores", setup: keys(2000, 2048, 0o600, 0o600, 0o600), args: []string{"info", "{P}"}, code: 1, want: "{P}: not a bus: its semaphore array (key {SEM}) has 2000 semaphores, not 5"},
+		{name: "info on an array of 2000 semaphores", setup: keys(2000, 2048, 0o600, 0o600, 0o600), args: []string{"info", "{P}"}, code: 1, want: "{P}: not a bus: the semaphore array of key {SEM} has 2000 semaphores, a bus has 5"},
 		{name: "chown on objects that do not exist", setup: keys(0, 0, 0, 0, 0o600), args: []string{"chown", "root", "{P}"}, code: 1, want: "{P}: stale bus: its semaphores and shared memory are gone; `bus create {P}` makes it anew"},
 		{name: "broadcast with the segment gone", setup: keys(5, 0, 0o600, 0, 0o600), args: []string{"broadcast", "{P}", "x"}, code: 1, want: "{P}: stale bus: its shared memory (key {SHM}) is gone; `bus create {P}` makes it anew, `bus remove {P}` removes it"},
-		{name: "semaphores of the wrong size", setup: keys(3, 2048, 0o600, 0o600, 0o600), args: []string{"listen", "{P}"}, code: 1, want: "{P}: not a bus: the semaphores of key {SEM} are not a bus's (wrong size)"},
-		{name: "a segment too small", setup: keys(5, 1024, 0o600, 0o600, 0o600), args: []string{"broadcast", "{P}", "x"}, code: 1, want: "{P}: not a bus: the shared memory of key {SHM} are not a bus's (wrong size)"},
+		{name: "semaphores of the wrong size", setup: keys(3, 2048, 0o600, 0o600, 0o600), args: []string{"listen", "{P}"}, code: 1, want: "{P}: not a bus: the semaphore array of key {SEM} has 3 semaphores, a bus has 5"},
+		{name: "not a bus to another user", setup: keys(8, 2048, 0o600, 0o600, 0o644), nobody: true, args: []string{"remove", "{P}"}, code: 1, want: "{P}: not a bus: the semaphore array of key {SEM} has 8 semaphores, a bus has 5"},
+		{name: "a stale bus whose segment is not a bus's", setup: keys(0, 4096, 0, 0o600, 0o600), args: []string{"create", "{P}"}, code: 1, want: "{P}: not a bus: the shared memory of key {SHM} is 4096 bytes, a bus's is 2048"},
+		{name: "a stale bus whose semaphores are not a bus's", setup: keys(8, 0, 0o600, 0, 0o600), args: []string{"remove", "{P}"}, code: 1, want: "{P}: not a bus: the semaphore array of key {SEM} has 8 semaphores, a bus has 5"},
 		{name: "another user's bus file", setup: file("private", "12\n13\n", 0o600), nobody: true, args: []string{"wait", "{P}"}, code: 1, want: "{P}: permission denied reading the bus file (it belongs to root (uid 0), mode rw-------)"},
 		{name: "wait on another user's objects", setup: keys(5, 2048, 0o600, 0o600, 0o644), nobody: true, args: []string{"wait", "{P}"}, code: 1, want: "{P}: permission denied: listening needs read and write permission on the bus's semaphores, owned by root (uid 0), mode rw-------"},
 		{name: "another user's segment", setup: keys(5, 2048, 0o666, 0o600, 0o644), nobody: true, args: []string{"broadcast", "{P}", "x"}, code: 1, want: "{P}: permission denied: broadcasting needs read and write permission on the bus's shared memory, owned by root (uid 0), mode rw-------"},
@@ -247,6 +249,22 @@ func TestBadInputCorpus(t *testing.T) {
 		{name: "a long unknown flag", setup: busAt, args: []string{"broadcast", "--bogus", "{P}", "x"}, code: 2, want: "flag not known: -bogus"},
 		{name: "a flag alone", args: []string{"--bogus"}, code: 2, want: "no subcommand"},
 	}
+	// One definition of a bus (issue 15): objects of the wrong size are
+	// refused by every subcommand, in the same words, and left as they are.
+	for _, odd := range []struct {
+		nsems, size int
+		want        string
+	}{
+		{8, 2048, "the semaphore array of key {SEM} has 8 semaphores, a bus has 5"},
+		{5, 4096, "the shared memory of key {SHM} is 4096 bytes, a bus's is 2048"},
+		{5, 1024, "the shared memory of key {SHM} is 1024 bytes, a bus's is 2048"},
+	} {
+		for _, args := range [][]string{{"listen", "{P}"}, {"wait", "{P}"}, {"broadcast", "{P}", "x"}, {"info", "{P}"},
+			{"remove", "{P}"}, {"chmod", "600", "{P}"}, {"chown", "root", "{P}"}, {"chgrp", "0", "{P}"}, {"create", "{P}"}} {
+			cases = append(cases, badInput{name: fmt.Sprintf("%s on %d semaphores and %d bytes", args[0], odd.nsems, odd.size),
+				setup: keys(odd.nsems, odd.size, 0o600, 0o600, 0o600), args: args, code: 1, want: "{P}: not a bus: " + odd.want})
+		}
+	}
 	if len(cases) < 30 {
 		t.Fatalf("only %d cases", len(cases))
 	}
@@ -269,6 +287,16 @@ func TestBadInputCorpus(t *testing.T) {
 			}
 			objs, _ := sysvObjects()
 			tree := treeState(dir)
+			entries := func() (out []procEntry) { // modes and owners too
+				for _, k := range []string{"SEM", "SHM"} {
+					if key, err := strconv.Atoi(words[k]); err == nil {
+						e, _ := procObject(k == "SEM", int32(key))
+						out = append(out, e)
+					}
+				}
+				return out
+			}
+			before := entries()
 			cmd := busCommand(args...)
 			cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+dir)
 			for _, e := range c.env {
@@ -297,6 +325,9 @@ func TestBadInputCorpus(t *testing.T) {
 			}
 			if now, _ := sysvObjects(); !slices.Equal(objs, now) {
 				t.Errorf("bus %q changed the IPC objects:\nbefore %v\nafter  %v", args, objs, now)
+			}
+			if now := entries(); !slices.Equal(before, now) {
+				t.Errorf("bus %q changed the objects:\nbefore %+v\nafter  %+v", args, before, now)
 			}
 			if now := treeState(dir); !slices.Equal(tree, now) {
 				t.Errorf("bus %q changed the files:\nbefore %q\nafter  %q", args, tree, now)

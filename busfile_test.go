@@ -482,8 +482,8 @@ func TestCreateThroughSymlinks(t *testing.T) {
 	if dest, err := os.Readlink(link); err != nil || dest != target {
 		t.Fatalf("the link now names %q (%v), want %q", dest, err, target)
 	}
-	if s, _, _, _, err := staleness(link); err != nil || s {
-		t.Fatalf("the repaired bus is stale (%v) or unreadable (%v)", s, err)
+	if o, _, err := findBus(link); err != nil || o.stale() {
+		t.Fatalf("the repaired bus is stale (%v) or unreadable (%v)", o.stale(), err)
 	}
 	if names, _ := filepath.Glob(filepath.Join(outside, ".target.tmp*")); len(names) != 0 {
 		t.Fatalf("temporary files left: %v", names)

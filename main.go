@@ -123,7 +123,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		return Chown(o.args[1], uid, gid)
 	case "info":
-		return info(o.args[0], stdout)
+		return info(o.args[0], stdout, stderr)
 	}
 	return &usageError{msg: "unknown subcommand " + o.name}
 }
@@ -531,53 +531,59 @@ func (r *runner) wait(msg []byte) error {
 	return nil
 }
 
-// info prints what a bus is made of and who uses it.
-func info(path string, stdout io.Writer) error {
-	stale, sem, shm, st, err := staleness(path)
+// info prints what a bus is made of and who uses it, and checks that it
+// can work: each problem found is a line on stderr, and the status is 1.
+func info(path string, stdout, stderr io.Writer) error {
+	sem, shm, st, err := readBusFile(path)
 	if err != nil {
 		return err
 	}
-	objects := table{{"bus file", path, "owner " + userName(st.Uid), "group " + groupName(st.Gid), "mode " + modeString(st.Mode&0o777)}}
-	semE, semOK := procObject(true, sem)
-	shmE, shmOK := procObject(false, shm)
+	rows := table{{"bus file", path, "owner " + userName(st.Uid), "group " + groupName(st.Gid), "mode " + modeString(st.Mode&0o777)}}
 	for _, o := range []struct {
 		name string
+		sem  bool
 		key  int32
-		e    procEntry
-		ok   bool
-	}{{"semaphores", sem, semE, semOK}, {"shared memory", shm, shmE, shmOK}} {
-		if !o.ok {
-			objects = append(objects, []string{o.name, sprintf("key %d", o.key), "GONE"})
+	}{{"semaphores", true, sem}, {"shared memory", false, shm}} {
+		e, ok := procObject(o.sem, o.key)
+		if !ok {
+			rows = append(rows, []string{o.name, sprintf("key %d", o.key), "GONE"})
 			continue
 		}
-		objects = append(objects, []string{o.name, sprintf("key %d, id %d", o.key, o.e.id),
-			"owner " + userName(o.e.uid), "group " + groupName(o.e.gid), "mode " + modeString(o.e.perms&0o777)})
+		rows = append(rows, []string{o.name, sprintf("key %d, id %d", o.key, e.id),
+			"owner " + userName(e.uid), "group " + groupName(e.gid), "mode " + modeString(e.perms&0o777)})
 	}
-	objects.print(stdout)
-	if stale {
-		return failf(path, errStale, "stale bus: %s; `bus create %s` makes it anew, `bus remove %s` removes it", goneWords(!semOK, !shmOK), path, path)
+	rows.print(stdout)
+	o := objects{semKey: sem, shmKey: shm}
+	if err := o.find(path); err != nil {
+		return err
 	}
-	if !semOK { // not stale, yet not listed: /proc/sysvipc unreadable
-		return failf(path, syscall.ENOENT, "its semaphores (key %d) are not in /proc/sysvipc/sem", sem)
+	if o.stale() {
+		return failf(path, errStale, "stale bus: %s; `bus create %s` makes it anew, `bus remove %s` removes it", goneWords(o.semid < 0, o.shmid < 0), path, path)
 	}
-	if semE.nsems != nsems {
-		// semget found it (an array of more will do), but GETALL would
-		// write each of them into a buffer made for 5.
-		return failf(path, syscall.EINVAL, "not a bus: its semaphore array (key %d) has %d semaphores, not %d", sem, semE.nsems, nsems)
+	// A problem is reported only if it persists for 200 ms: a process
+	// dying is detached from the segment before the kernel undoes its
+	// adjustments of the semaphores (do_exit: exit_mm, then exit_sem), so
+	// that for a moment they count a process no longer attached; one
+	// leaving does so between its last semop and its exit. That takes
+	// microseconds, or a few scheduler ticks on a loaded machine; a bus
+	// that is broken stays so. A healthy bus is read once.
+	var s busState
+	var persists [nsems]bool
+	for try := 0; ; try++ {
+		if e := s.read(o.semid, shm); e != 0 {
+			return (&Bus{Path: path}).objectError("semaphores", sem, "info", "read", e)
+		}
+		some := false
+		for i, p := range s.problems(path) {
+			persists[i] = p != "" && (try == 0 || persists[i])
+			some = some || persists[i]
+		}
+		if !some || try == 10 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	semid := int(semE.id)
-	var vals, ncnt, zcnt, pids [nsems]int
-	var all ipcBuf // the values in one call: one moment, not five
-	if e := semctlBuf(semid, semGetall, &all); e != 0 {
-		fprintf(stdout, "\nsemaphores cannot be read: %v (they need read permission)\n", e)
-		return nil
-	}
-	for i := range nsems {
-		vals[i] = all.ushort(i)
-		ncnt[i], _ = semctl(semid, i, semGetn, 0)
-		zcnt[i], _ = semctl(semid, i, semGetz, 0)
-		pids[i], _ = semctl(semid, i, semGetpid, 0)
-	}
+	vals := s.vals
 	// S counts the registered listeners that have not taken the message
 	// of the round in progress: between rounds, all of them.
 	switch {
@@ -592,21 +598,96 @@ func info(path string, stdout io.Writer) error {
 		fprintf(stdout, "broadcast: in progress, waiting for listeners to finish copying\n")
 	}
 	sems := table{{"semaphore", "value", "waiting to take", "waiting for 0", "last pid"}}
-	for i, name := range []string{"S listeners", "W copying", "X writers' lock", "Q gate", "N publishing"} {
-		sems = append(sems, []string{name, strconv.Itoa(vals[i]), strconv.Itoa(ncnt[i]), strconv.Itoa(zcnt[i]), strconv.Itoa(pids[i])})
+	for i, name := range semNames {
+		sems = append(sems, []string{name, strconv.Itoa(vals[i]), strconv.Itoa(s.ncnt[i]), strconv.Itoa(s.zcnt[i]), strconv.Itoa(s.pids[i])})
 	}
 	io.WriteString(stdout, "\n")
 	sems.print(stdout)
-	procs := attached(shm)
-	fprintf(stdout, "\n%d process(es) attached\n", len(procs))
-	if len(procs) > 0 {
+	fprintf(stdout, "\n%d process(es) attached\n", len(s.procs))
+	if len(s.procs) > 0 {
 		t := table{{"pid", "state", "command"}}
-		for _, p := range procs {
+		for _, p := range s.procs {
 			t = append(t, []string{strconv.Itoa(p.pid), p.state, p.cmd})
 		}
 		t.print(stdout)
 	}
-	return nil
+	var status error
+	for i, p := range s.problems(path) {
+		if persists[i] && p != "" {
+			fprintf(stderr, "bus: %s: %s\n", path, p)
+			status = exitError(1)
+		}
+	}
+	return status
+}
+
+var semNames = [nsems]string{"S listeners", "W copying", "X writers' lock", "Q gate", "N publishing"}
+
+// busState is one reading of a bus's semaphores and of who is attached.
+type busState struct {
+	vals, ncnt, zcnt, pids [nsems]int
+	procs                  []proc
+	// Attached processes that could listen (a read-only mapping, as
+	// listeners of this tool and of the C one attach the segment) and that
+	// could broadcast (read-write); those whose maps the reader may not
+	// see (another user's, unless root) count as either.
+	listeners, writers int
+}
+
+func (s *busState) read(semid int, shm int32) syscall.Errno {
+	var all ipcBuf // the values in one call: one moment, not five
+	if e := semctlBuf(semid, semGetall, &all); e != 0 {
+		return e
+	}
+	for i := range nsems {
+		s.vals[i] = all.ushort(i)
+		s.ncnt[i], _ = semctl(semid, i, semGetn, 0)
+		s.zcnt[i], _ = semctl(semid, i, semGetz, 0)
+		s.pids[i], _ = semctl(semid, i, semGetpid, 0)
+	}
+	s.procs = attached(shm)
+	unseen := 0
+	if p, ok := procObject(false, shm); ok {
+		unseen = max(0, int(p.nattch)-len(s.procs))
+	}
+	s.listeners, s.writers = unseen, unseen
+	for _, p := range s.procs {
+		if p.writes {
+			s.writers++
+		} else {
+			s.listeners++
+		}
+	}
+	return 0
+}
+
+// problems says, for each semaphore, what keeps the bus from working, or
+// "": a value that the processes attached cannot account for (a peer that
+// died without SEM_UNDO, or a hand's semctl), or a maximum reached.
+func (s *busState) problems(path string) (out [nsems]string) {
+	v := s.vals
+	// Who could hold X: the writers attached, but those waiting to take it
+	// (ncnt of X counts them, and listeners waiting to join).
+	hold := s.writers - max(0, s.ncnt[semX]-s.listeners)
+	for i, name := range semNames {
+		what := ""
+		switch {
+		case v[i] >= 32767:
+			what = "its maximum (SEMVMX): the next process to raise it fails"
+		case (i == semS || i == semW) && v[i] > s.listeners:
+			what = sprintf("more than the %d process(es) attached that could listen: a listener left without undoing it, and every broadcast waits for it (or, with -t, times out)", s.listeners)
+		case i == semX && v[i] == 0 && hold <= 0:
+			what = "and no process attached could hold it: a broadcast left without giving it back, and every broadcast waits for it (or, with -t, times out)"
+		case i == semX && v[i] > 1:
+			what = "more than 1: two broadcasts can publish at once"
+		case i == semN && (v[i] > 1 || v[i] == 1 && (v[semX] > 0 || hold <= 0)):
+			what = "and no broadcast is publishing: one left without ending its round, and listeners hang after their next message"
+		}
+		if what != "" {
+			out[i] = sprintf("semaphore %s is %d, %s; `bus remove %s` and `bus create %s` make the bus anew", name, v[i], what, path, path)
+		}
+	}
+	return out
 }
 
 // table prints rows with each column as wide as its widest cell.
@@ -638,23 +719,28 @@ func (t table) print(w io.Writer) {
 }
 
 type proc struct {
-	pid   int
-	state string
-	cmd   string
+	pid    int
+	state  string
+	cmd    string
+	writes bool // the segment is mapped read-write
 }
 
 // attached lists the processes that have the segment of key mapped, from
-// /proc/PID/maps, where it shows as /SYSV followed by the key in hex.
+// /proc/PID/maps, where it shows as /SYSV followed by the key in hex, after
+// the mapping's permissions: "7f..-7f.. rw-s 00000000 00:01 5  /SYSV...".
 func attached(key int32) []proc {
-	name := sprintf("/SYSV%08x", uint32(key))
+	name := sprintf(" /SYSV%08x", uint32(key))
 	var out []proc
 	for _, pid := range pids() {
 		dir := "/proc/" + strconv.Itoa(pid)
 		maps, err := readFile(dir + "/maps")
-		if err != nil || !bytes.Contains(maps, []byte(name)) {
+		at := bytes.Index(maps, []byte(name))
+		if err != nil || at < 0 {
 			continue
 		}
-		p := proc{pid: pid, state: "?", cmd: "?"}
+		line := maps[bytes.LastIndexByte(maps[:at], '\n')+1 : at]
+		sp := bytes.IndexByte(line, ' ')
+		p := proc{pid: pid, state: "?", cmd: "?", writes: sp >= 0 && sp+2 < len(line) && line[sp+2] == 'w'}
 		if comm, err := readFile(dir + "/comm"); err == nil {
 			p.cmd = strings.TrimSpace(string(comm))
 		}

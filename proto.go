@@ -251,25 +251,31 @@ func fileError(path, doing string, err error) error {
 	case syscall.ENOTDIR:
 		return failf(path, err, "no such bus file (a parent is not a directory)")
 	case syscall.EACCES, syscall.EPERM:
-		return failf(path, err, "permission denied %s the bus file%s", doing, ownerNote(path))
+		return failf(path, err, "permission denied %s the bus file%s", doing, ownerNote(path, doing == "removing"))
 	case syscall.ELOOP:
 		return failf(path, err, "too many levels of symbolic links")
 	}
 	return failf(path, err, "%s the bus file: %v", doing, errno)
 }
 
-// ownerNote says who owns path and its mode, for permission errors.
-func ownerNote(path string) string {
+// ownerNote says who owns path and its mode, or its folder's (which
+// decides who may add or remove files), for permission errors.
+func ownerNote(path string, folder bool) string {
 	var st syscall.Stat_t
-	if syscall.Stat(path, &st) != nil {
+	if folder || syscall.Stat(path, &st) != nil {
 		if syscall.Stat(filepath.Dir(path), &st) != nil {
 			return ""
 		}
-		return sprintf(" (its folder belongs to %s, mode %s)", userName(st.Uid), modeString(st.Mode&0o777))
+		sticky := ""
+		if st.Mode&syscall.S_ISVTX != 0 {
+			sticky = ": sticky, only the file's owner, the folder's or root may remove it"
+		}
+		return sprintf(" (its folder belongs to %s, mode %s%s)", userName(st.Uid), modeString(st.Mode&0o1777), sticky)
 	}
 	return sprintf(" (it belongs to %s, mode %s)", userName(st.Uid), modeString(st.Mode&0o777))
 }
 
+// modeString is ls's rendering of a mode's permission and sticky bits.
 func modeString(m uint32) string {
 	const rwx = "rwxrwxrwx"
 	b := []byte("---------")
@@ -278,15 +284,19 @@ func modeString(m uint32) string {
 			b[i] = rwx[i]
 		}
 	}
+	if m&syscall.S_ISVTX != 0 {
+		b[8] = "Tt"[m&1]
+	}
 	return string(b)
 }
 
 // Open opens the bus at path. A listener attaches the segment read-only.
 func Open(path string, listener bool) (*Bus, error) {
-	sem, shm, _, err := readBusFile(path)
+	o, _, err := findBus(path)
 	if err != nil {
 		return nil, err
 	}
+	sem, shm := o.semKey, o.shmKey
 	b := &Bus{Path: path, SemKey: sem, ShmKey: shm}
 	// Asking for the permissions here, rather than finding out at the first
 	// semop, lets the error say which one is missing and whose bus it is.
@@ -326,8 +336,6 @@ func (b *Bus) objectError(what string, key int32, role, need string, e syscall.E
 			owner = sprintf(", owned by %s, mode %s", userName(o.uid), modeString(o.perms))
 		}
 		return failf(b.Path, e, "permission denied: %s needs %s permission on the bus's %s%s", role, need, what, owner)
-	case syscall.EINVAL:
-		return failf(b.Path, e, "not a bus: the %s of key %d are not a bus's (wrong size)", what, key)
 	}
 	return failf(b.Path, e, "opening the %s (key %d): %v", what, key, e)
 }
@@ -841,24 +849,69 @@ func mkdirAll(dir string, perm uint32) error {
 	return nil
 }
 
-// staleness reports whether the bus at path is stale: its file is a bus
-// file but its semaphores or its segment are gone.
-func staleness(path string) (stale bool, sem, shm int32, st *syscall.Stat_t, err error) {
-	sem, shm, st, err = readBusFile(path)
-	if err != nil {
-		return false, 0, 0, nil, err
+// findBus reads the bus file at path and finds its objects: an id of -1
+// is an object gone (the bus is stale). Objects that are there but not a
+// bus's are an error, the same words for every subcommand, which then
+// touches nothing (not even the other half of a stale bus).
+func findBus(path string) (o objects, st *syscall.Stat_t, err error) {
+	if o.semKey, o.shmKey, st, err = readBusFile(path); err == nil {
+		err = o.find(path)
 	}
-	_, e1 := semget(sem, nsems, 0)
-	_, e2 := shmget(shm, shmSize, 0)
-	return e1 == syscall.ENOENT || e2 == syscall.ENOENT, sem, shm, st, nil
+	return
+}
+
+// find finds the objects of o's keys (see findBus).
+func (o *objects) find(path string) (err error) {
+	if o.semid, err = findObject(path, true, o.semKey); err == nil {
+		o.shmid, err = findObject(path, false, o.shmKey)
+	}
+	return err
+}
+
+func (o *objects) stale() bool { return o.semid < 0 || o.shmid < 0 }
+
+// findObject finds one object of a bus by its key, and checks that it is a
+// bus's: exactly 5 semaphores, or a segment of exactly 2048 bytes. semget
+// and shmget with flags 0 ask for no permission and refuse (EINVAL) an
+// object smaller than asked for, so two calls pin the size for any user;
+// IPC_STAT would need read permission (leaving a user who may not read the
+// objects unchecked) and semid64_ds's layout, which differs by arch.
+func findObject(path string, sem bool, key int32) (int, error) {
+	get, n, what := shmget, shmSize, "shared memory"
+	if sem {
+		get, n, what = semget, nsems, "semaphores"
+	}
+	id, e := get(key, n, 0)
+	if e == 0 {
+		if _, e = get(key, n+1, 0); e != 0 {
+			return id, nil
+		}
+	}
+	switch e {
+	case syscall.ENOENT:
+		return -1, nil
+	case 0, syscall.EINVAL: // more, fewer
+		cmp := "fewer than"
+		if e == 0 {
+			cmp = "more than"
+		}
+		has := sprintf("%s %d", cmp, n)
+		if p, ok := procObject(sem, key); ok { // the number, for the message only
+			has = strconv.FormatInt(p.nsems+p.size, 10)
+		}
+		if sem {
+			return -1, failf(path, syscall.EINVAL, "not a bus: the semaphore array of key %d has %s semaphores, a bus has %d", key, has, nsems)
+		}
+		return -1, failf(path, syscall.EINVAL, "not a bus: the shared memory of key %d is %s bytes, a bus's is %d", key, has, shmSize)
+	}
+	return -1, failf(path, e, "finding the %s (key %d): %v", what, key, e)
 }
 
 // repairIfStale gives a stale bus new objects with the file's owner, group
 // and class permissions, and rewrites the file (under a lock, so that two
 // repairs racing make one bus).
 func repairIfStale(path string) error {
-	stale, _, _, _, err := staleness(path)
-	if err != nil || !stale {
+	if old, _, err := findBus(path); err != nil || !old.stale() {
 		return err
 	}
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
@@ -875,14 +928,13 @@ func repairIfStale(path string) error {
 	if err != nil {
 		return failf(path, err, "locking the bus file: %v", err)
 	}
-	stale, sem, shm, st, err := staleness(path) // another create may have repaired it
-	if err != nil || !stale {
+	old, st, err := findBus(path) // another create may have repaired it
+	if err != nil || !old.stale() {
 		return err
 	}
 	// A link (a well-known path naming a bus kept elsewhere) stays a link:
 	// the bus it names is the one repaired.
 	path = followLinks(path)
-	removeObjects(sem, shm) // whichever half is left
 	o, err := makeObjects(int(objectMode(st.Mode)))
 	if err != nil {
 		return failf(path, err, "repairing the stale bus: %v", err)
@@ -896,12 +948,15 @@ func repairIfStale(path string) error {
 		if err = syscall.Stat(tmp, &now); err != nil {
 			err = fileError(path, "rewriting", err)
 		} else {
-			err = setObjects(path, o.semKey, o.shmKey, o.semid, o.shmid, func(b *ipcBuf) { b.setOwner(now.Uid, now.Gid) })
+			err = setObjects(path, "changing", o, func(b *ipcBuf) { b.setOwner(now.Uid, now.Gid) })
 		}
 		if err == nil {
 			if err = syscall.Rename(tmp, path); err != nil {
 				err = fileError(path, "rewriting", err)
 			}
+		}
+		if err == nil {
+			old.remove() // whichever half was left, once nothing can fail
 		}
 		if err != nil {
 			os.Remove(tmp)
@@ -941,47 +996,62 @@ func fileMode(objMode uint32) uint32 {
 	return m
 }
 
+// removeObjects removes what is there of the objects of keys sem and shm
+// (the tests' tidying, and a reboot's doing).
 func removeObjects(sem, shm int32) {
-	if id, e := semget(sem, nsems, 0); e == 0 {
+	if id, e := semget(sem, 0, 0); e == 0 {
 		semctl(id, 0, ipcRmid, 0)
 	}
-	if id, e := shmget(shm, shmSize, 0); e == 0 {
+	if id, e := shmget(shm, 0, 0); e == 0 {
 		shmctl(id, ipcRmid, nil)
 	}
 }
 
 // Remove removes the bus's objects, then its file. A stale bus's file is
-// removed too, reported by errStale with a nil-error note.
+// removed too, reported by a note. Everything that may refuse is asked
+// first, so that a refused remove leaves the bus whole and working: the
+// objects' IPC_RMID by an IPC_SET that changes nothing (the kernel grants
+// both to the same users: the owner, the creator, CAP_SYS_ADMIN), then the
+// file's unlink by renaming it aside in its folder (the same permission,
+// the sticky bit's included). Once the file is aside, nothing is left that
+// can refuse. A listener opening the path from then on finds no bus file,
+// as it would a moment later; one that opened it before finds the bus
+// removed. Only an unforeseen refusal of IPC_RMID (a security module) puts
+// the file back, and the bus may then have lost its semaphores.
 func Remove(path string) (note string, err error) {
-	sem, shm, _, err := readBusFile(path)
+	o, _, err := findBus(path)
 	if err != nil {
 		return "", err
 	}
-	semid, e1 := semget(sem, nsems, 0)
-	shmid, e2 := shmget(shm, shmSize, 0)
-	for i, e := range []syscall.Errno{e1, e2} {
-		if e != 0 && e != syscall.ENOENT {
-			b := &Bus{Path: path}
-			if i == 1 {
-				return "", b.objectError("shared memory", shm, "removing", "owner", e)
-			}
-			return "", b.objectError("semaphores", sem, "removing", "owner", e)
-		}
+	if err := setObjects(path, "removing", o, func(*ipcBuf) {}); err != nil {
+		return "", err
 	}
-	if e1 == 0 {
-		if _, e := semctl(semid, 0, ipcRmid, 0); e != 0 {
-			return "", ownerError(path, "removing", "semaphores", sem, e)
-		}
+	name, err := randomName()
+	if err != nil {
+		return "", failf(path, err, "choosing a temporary name: %v", err)
 	}
-	if e2 == 0 {
-		if e := shmctl(shmid, ipcRmid, nil); e != 0 {
-			return "", ownerError(path, "removing", "shared memory", shm, e)
-		}
+	dir, base := filepath.Split(path)
+	aside := filepath.Join(dir, "."+base+".rm"+name[7:15])
+	if err := syscall.Rename(path, aside); err != nil {
+		return "", fileError(path, "removing", err)
 	}
-	if err := os.Remove(path); err != nil {
-		return "", fileError(path, "removing", unwrapPathError(err))
+	done := func(e syscall.Errno) bool { return e == 0 || e == syscall.EINVAL || e == syscall.EIDRM } // gone meanwhile will do
+	var e syscall.Errno
+	what, key := "semaphores", o.semKey
+	if o.semid >= 0 {
+		_, e = semctl(o.semid, 0, ipcRmid, 0)
 	}
-	if e1 != 0 || e2 != 0 {
+	if done(e) && o.shmid >= 0 {
+		what, key, e = "shared memory", o.shmKey, shmctl(o.shmid, ipcRmid, nil)
+	}
+	if !done(e) {
+		syscall.Rename(aside, path)
+		return "", ownerError(path, "removing", what, key, e)
+	}
+	if err := syscall.Unlink(aside); err != nil {
+		return "", fileError(path, "removing", err)
+	}
+	if o.stale() {
 		return path + ": the bus was stale (its objects were gone); removed its file", nil
 	}
 	return "", nil
@@ -1000,24 +1070,39 @@ func ownerError(path, doing, what string, key int32, e syscall.Errno) error {
 	return failf(path, e, "%s the %s: %v", doing, what, e)
 }
 
-// setObjects applies change to the IPC_STAT of both objects and IPC_SETs it.
-func setObjects(path string, sem, shm int32, semid, shmid int, change func(*ipcBuf)) error {
-	var b ipcBuf
-	e := semctlBuf(semid, ipcStat, &b)
-	if e == 0 {
-		change(&b)
-		e = semctlBuf(semid, ipcSet, &b)
-	}
-	if e != 0 {
-		return ownerError(path, "changing", "semaphores", sem, e)
-	}
-	b = ipcBuf{}
-	if e = shmctl(shmid, ipcStat, &b); e == 0 {
-		change(&b)
-		e = shmctl(shmid, ipcSet, &b)
-	}
-	if e != 0 {
-		return ownerError(path, "changing", "shared memory", shm, e)
+// setObjects applies change to the IPC_STAT of each object there is and
+// IPC_SETs it. Without read permission, IPC_STAT is refused, but IPC_SET
+// (which asks only to be the owner) is not: /proc/sysvipc, which anyone
+// may read, then gives the owner, group and mode it sets.
+func setObjects(path, doing string, o objects, change func(*ipcBuf)) error {
+	for _, x := range []struct {
+		sem bool
+		key int32
+		id  int
+	}{{true, o.semKey, o.semid}, {false, o.shmKey, o.shmid}} {
+		if x.id < 0 {
+			continue
+		}
+		ctl, what := shmctl, "shared memory"
+		if x.sem {
+			ctl, what = semctlBuf, "semaphores"
+		}
+		var b ipcBuf
+		e := ctl(x.id, ipcStat, &b)
+		if e == syscall.EACCES {
+			if p, ok := procObject(x.sem, x.key); ok {
+				b.setOwner(p.uid, p.gid)
+				b.setMode(p.perms)
+				e = 0
+			}
+		}
+		if e == 0 {
+			change(&b)
+			e = ctl(x.id, ipcSet, &b)
+		}
+		if e != 0 {
+			return ownerError(path, doing, what, x.key, e)
+		}
 	}
 	return nil
 }
@@ -1034,19 +1119,10 @@ func goneWords(semGone, shmGone bool) string {
 }
 
 // openObjects finds a bus's objects for changing them (no permission asked).
-func openObjects(path string) (sem, shm int32, semid, shmid int, st *syscall.Stat_t, err error) {
-	stale, sem, shm, st, err := staleness(path)
-	if err != nil {
-		return
+func openObjects(path string) (o objects, st *syscall.Stat_t, err error) {
+	if o, st, err = findBus(path); err == nil && o.stale() {
+		err = failf(path, errStale, "stale bus: %s; `bus create %s` makes it anew", goneWords(o.semid < 0, o.shmid < 0), path)
 	}
-	if stale {
-		_, e1 := semget(sem, nsems, 0)
-		_, e2 := shmget(shm, shmSize, 0)
-		err = failf(path, errStale, "stale bus: %s; `bus create %s` makes it anew", goneWords(e1 == syscall.ENOENT, e2 == syscall.ENOENT), path)
-		return
-	}
-	semid, _ = semget(sem, nsems, 0)
-	shmid, _ = shmget(shm, shmSize, 0)
 	return
 }
 
@@ -1054,12 +1130,12 @@ func openObjects(path string) (sem, shm int32, semid, shmid int, st *syscall.Sta
 // the classes that have it now, read off the semaphores (the objects decide
 // who gets in, the file only follows them).
 func Chmod(path string, mode func(current uint32) uint32) error {
-	sem, shm, semid, shmid, _, err := openObjects(path)
+	o, _, err := openObjects(path)
 	if err != nil {
 		return err
 	}
 	m := uint32(1 << 31) // not yet known
-	err = setObjects(path, sem, shm, semid, shmid, func(b *ipcBuf) {
+	err = setObjects(path, "changing", o, func(b *ipcBuf) {
 		if m == 1<<31 {
 			m = objectMode(mode(b.mode()))
 		}
@@ -1076,7 +1152,7 @@ func Chmod(path string, mode func(current uint32) uint32) error {
 
 // Chown gives the bus's file and objects to uid and gid (-1 keeps one).
 func Chown(path string, uid, gid int) error {
-	sem, shm, semid, shmid, st, err := openObjects(path)
+	o, st, err := openObjects(path)
 	if err != nil {
 		return err
 	}
@@ -1096,7 +1172,7 @@ func Chown(path string, uid, gid int) error {
 		}
 		return fileError(path, "changing the owner of", err)
 	}
-	if err := setObjects(path, sem, shm, semid, shmid, func(b *ipcBuf) { b.setOwner(u, g) }); err != nil {
+	if err := setObjects(path, "changing", o, func(b *ipcBuf) { b.setOwner(u, g) }); err != nil {
 		syscall.Chown(path, int(st.Uid), int(st.Gid)) // as it was, if we may
 		return err
 	}
@@ -1109,6 +1185,7 @@ type procEntry struct {
 	perms      uint32
 	uid, gid   uint32
 	nsems      int64 // sem only
+	size       int64 // shm only
 	nattch     int64 // shm only
 	cpid, lpid int64 // shm only
 }
@@ -1138,7 +1215,7 @@ func procObject(sem bool, key int32) (procEntry, bool) {
 		if sem { // key semid perms nsems uid gid cuid cgid ...
 			e.nsems, e.uid, e.gid = num(3, 10), uint32(num(4, 10)), uint32(num(5, 10))
 		} else if len(f) >= 9 { // key shmid perms size cpid lpid nattch uid gid ...
-			e.cpid, e.lpid, e.nattch = num(4, 10), num(5, 10), num(6, 10)
+			e.size, e.cpid, e.lpid, e.nattch = num(3, 10), num(4, 10), num(5, 10), num(6, 10)
 			e.uid, e.gid = uint32(num(7, 10)), uint32(num(8, 10))
 		}
 		return e, true
