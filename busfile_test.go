@@ -244,6 +244,102 @@ func TestRemoveWhileListening(t *testing.T) {
 	}
 }
 
+// TestRefusedRemoveLeavesTheBus: a remove that is refused, by the folder
+// (not writable; sticky, with another user's file) or by the objects (not
+// the user's, or one of them not), destroys nothing: the file and both
+// objects stay, and a listener goes on receiving (issue 15).
+func TestRefusedRemoveLeavesTheBus(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run children as another user")
+	}
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	for _, c := range []struct {
+		name    string
+		dirMode uint32
+		dirUID  int
+		prepare func(t *testing.T, path string)
+		want    string
+	}{
+		{"folder not writable", 0o755, 0, func(t *testing.T, path string) {
+			bus(t, "", "chown", "65534:65534", path).expect(t, 0, "")
+		}, "permission denied removing the bus file (its folder belongs to root (uid 0), mode rwxr-xr-x)"},
+		{"sticky folder, another user's file", 0o1777, 0, func(t *testing.T, path string) {
+			bus(t, "", "chown", "65534:65534", path).expect(t, 0, "")
+			os.Chown(path, 0, 0) // the objects theirs, the file root's
+			os.Chmod(path, 0o644)
+		}, "permission denied removing the bus file (its folder belongs to root (uid 0), mode rwxrwxrwt: sticky, only the file's owner, the folder's or root may remove it)"},
+		{"objects not theirs", 0o755, 65534, func(t *testing.T, path string) {
+			bus(t, "", "chmod", "+o", path).expect(t, 0, "")
+		}, "permission denied: only the bus's owner or root may change or remove its semaphores (owned by root (uid 0))"},
+		{"the segment not theirs, nor readable", 0o755, 65534, func(t *testing.T, path string) {
+			bus(t, "", "chown", "65534:65534", path).expect(t, 0, "")
+			_, shm, _, _ := readBusFile(path)
+			id, _ := shmget(shm, shmSize, 0)
+			var b ipcBuf
+			if e := shmctl(id, ipcStat, &b); e != 0 {
+				t.Fatal(e)
+			}
+			b.setOwner(0, 0)
+			if e := shmctl(id, ipcSet, &b); e != 0 {
+				t.Fatal(e)
+			}
+		}, "permission denied: only the bus's owner or root may change or remove its shared memory (owned by root (uid 0))"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(xdgDir(t), "d")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			syscall.Chmod(dir, c.dirMode) // os.Chmod takes 0o1000 for no sticky bit
+			os.Chown(dir, c.dirUID, c.dirUID)
+			path := filepath.Join(dir, "bus")
+			if _, err := Create(path, true); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { removeQuietly(path) })
+			c.prepare(t, path)
+			l := startListener(t, nil, "listen", path)
+			before := treeState(dir)
+			sem, shm, _, _ := readBusFile(path)
+			semBefore, _ := procObject(true, sem)
+			shmBefore, _ := procObject(false, shm)
+			runAs(t, nobody, "remove", path).expect(t, 1, path+": "+c.want)
+			if now := treeState(dir); !slices.Equal(before, now) {
+				t.Errorf("the folder changed:\nbefore %q\nafter  %q", before, now)
+			}
+			semNow, ok1 := procObject(true, sem)
+			shmNow, ok2 := procObject(false, shm)
+			if !ok1 || !ok2 || semNow.id != semBefore.id || shmNow.id != shmBefore.id {
+				t.Fatalf("objects gone or changed: semaphores %v %+v, segment %v %+v", ok1, semNow, ok2, shmNow)
+			}
+			bus(t, "", "broadcast", path, "0 still here").expect(t, 0, "")
+			if got := l.next(); got != "0 still here" {
+				t.Fatalf("got %q", got)
+			}
+		})
+	}
+	// Their own bus in a sticky folder: removed, nothing left aside.
+	dir := filepath.Join(xdgDir(t), "sticky")
+	os.Mkdir(dir, 0o755)
+	syscall.Chmod(dir, 0o1777)
+	path := filepath.Join(dir, "bus")
+	if _, err := Create(path, true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeQuietly(path) })
+	bus(t, "", "chown", "65534:65534", path).expect(t, 0, "")
+	sem, shm, _, _ := readBusFile(path)
+	runAs(t, nobody, "remove", path).expect(t, 0, "")
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Errorf("left in the folder: %v", names)
+	}
+	_, ok1 := procObject(true, sem)
+	_, ok2 := procObject(false, shm)
+	if ok1 || ok2 {
+		t.Errorf("objects left: semaphores %v, segment %v", ok1, ok2)
+	}
+}
+
 func TestChmodChown(t *testing.T) {
 	path := newBus(t)
 	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
