@@ -684,7 +684,7 @@ func (s *busState) problems(path string) (out [nsems]string) {
 			what = "and no broadcast is publishing: one left without ending its round, and listeners hang after their next message"
 		}
 		if what != "" {
-			out[i] = sprintf("semaphore %s is %d, %s; `bus remove %s` and `bus create %s` make the bus anew", name, v[i], what, path, path)
+			out[i] = sprintf("semaphore %s (%s) is %d, %s; `bus remove %s` and `bus create %s` make the bus anew", name[:1], name[2:], v[i], what, path, path)
 		}
 	}
 	return out
