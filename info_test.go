@@ -47,6 +47,7 @@ func TestInfoBroken(t *testing.T) {
 		{"a round no writer ends", semN, 1, 1, "semaphore N (publishing) is 1, and no broadcast is publishing: one left without ending its round, and listeners hang after their next message"},
 		{"listeners that are gone", semS, 3, 1, "semaphore S (listeners) is 3, more than the 1 process(es) attached that could listen: a listener left without undoing it, and every broadcast waits for it (or, with -t, times out)"},
 		{"a copy no one makes", semW, 1, 0, "semaphore W (copying) is 1, more than the 0 process(es) attached that could listen"},
+		{"two rounds at once", semN, 2, 0, "semaphore N (publishing) is 2, more than 1: listeners hang after their next message"},
 		{"S at SEMVMX", semS, 32767, 0, "semaphore S (listeners) is 32767, its maximum (SEMVMX): the next process to raise it fails"},
 		{"the gate at SEMVMX", semQ, 32767, 1, "semaphore Q (gate) is 32767, its maximum (SEMVMX)"},
 	} {

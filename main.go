@@ -680,7 +680,9 @@ func (s *busState) problems(path string) (out [nsems]string) {
 			what = "and no process attached could hold it: a broadcast left without giving it back, and every broadcast waits for it (or, with -t, times out)"
 		case i == semX && v[i] > 1:
 			what = "more than 1: two broadcasts can publish at once"
-		case i == semN && (v[i] > 1 || v[i] == 1 && (v[semX] > 0 || hold <= 0)):
+		case i == semN && v[i] > 1:
+			what = "more than 1: listeners hang after their next message"
+		case i == semN && v[i] == 1 && (v[semX] > 0 || hold <= 0):
 			what = "and no broadcast is publishing: one left without ending its round, and listeners hang after their next message"
 		}
 		if what != "" {

@@ -894,6 +894,8 @@ func findObject(path string, sem bool, key int32) (int, error) {
 		cmp := "fewer than"
 		if e == 0 {
 			cmp = "more than"
+		} else if !sem {
+			cmp = "less than"
 		}
 		has := sprintf("%s %d", cmp, n)
 		if p, ok := procObject(sem, key); ok { // the number, for the message only
