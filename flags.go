@@ -49,22 +49,24 @@ starts with the sender's pid (or 0) and a space.
 
 Example:
   bus broadcast /run/bus/net "$$ up eth0"`},
-	"listen": {"listen [-t DURATION] [-m REGEXP] [-r FD] [-0] PATH [COMMAND]", "tmr0", 1, 2, `Receive every message until killed. With COMMAND, run sh -c COMMAND for each
+	"listen": {"listen [-t DURATION] [-m REGEXP [-v]] [-r FD] [-0] PATH [COMMAND]", "tmvr0", 1, 2, `Receive every message until killed. With COMMAND, run sh -c COMMAND for each
 message with $msg set to it (in order, alongside the listener); without,
 print each message on stdout, one per line.
 
   -t DURATION  stop after DURATION: status 124
   -m REGEXP    only messages that REGEXP (Go syntax) matches
+  -v           with -m: only messages that REGEXP does not match
   -r FD        once listening, write a newline to FD and close it
   -0           end printed messages with NUL, not newline
 
 Example:
   bus listen /run/bus/net 'logger -t net "$msg"'`},
-	"wait": {"wait [-t DURATION] [-m REGEXP] [-r FD] [-0] PATH [COMMAND]", "tmr0", 1, 2, `Like listen, for one message (the first that -m matches). With COMMAND,
+	"wait": {"wait [-t DURATION] [-m REGEXP [-v]] [-r FD] [-0] PATH [COMMAND]", "tmvr0", 1, 2, `Like listen, for one message (the first that -m selects). With COMMAND,
 run it with $msg set and exit with its status; without, print the message.
 
   -t DURATION  give up after DURATION: status 124
   -m REGEXP    wait for a message that REGEXP (Go syntax) matches
+  -v           with -m: for a message that REGEXP does not match
   -r FD        once listening, write a newline to FD and close it
   -0           end the printed message with NUL, not newline
 
@@ -108,6 +110,7 @@ type options struct {
 	nul     bool           // -0
 	timeout time.Duration  // -t, 0 for none
 	match   *regexp.Regexp // -m
+	invert  bool           // -v: the messages -m does not match
 	readyFD int            // -r, -1 for none
 	args    []string
 }
@@ -172,6 +175,9 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 		return nil, &usageError{msg: err.Error(), name: name}
 	}
 	o.args = rest
+	if o.invert && o.match == nil { // inverting "every message" selects none
+		return nil, &usageError{msg: "-v needs -m (it selects the messages -m does not match)", name: name}
+	}
 	if n := len(o.args); n < sc.minArgs || n > sc.maxArgs {
 		what := "missing operand"
 		if n > sc.maxArgs {
@@ -229,6 +235,8 @@ func parseFlags(known string, o *options, args []string) ([]string, error) {
 				o.nowait = on
 			case "0":
 				o.nul = on
+			case "v":
+				o.invert = on
 			}
 			continue
 		}

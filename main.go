@@ -267,7 +267,7 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 		if err != nil {
 			return timeoutWords(b, err, o, got)
 		}
-		matched := o.match == nil || o.match.Match(buf[:n])
+		matched := o.match == nil || o.match.Match(buf[:n]) != o.invert
 		if matched {
 			got++
 		}
