@@ -52,6 +52,12 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"wait", "-xy", "p"}, options{}, "flag not known: -xy"},
 		{[]string{"wait", "-m", "(", "p"}, options{}, `-m "(": missing closing ): ` + "`(`"},
 		{[]string{"listen", "-r", "x", "p"}, options{}, `-r "x": not a file descriptor number`},
+		// -v: the messages -m does not match; alone it would select none.
+		{[]string{"listen", "-v", "-m", "^1 ", "p"}, options{name: "listen", invert: true, args: []string{"p"}}, ""},
+		{[]string{"-v", "wait", "-m", "x", "p"}, options{name: "wait", invert: true, args: []string{"p"}}, ""},
+		{[]string{"wait", "-v=false", "p"}, options{name: "wait", args: []string{"p"}}, ""},
+		{[]string{"listen", "-v", "p"}, options{}, "-v needs -m"},
+		{[]string{"broadcast", "-v", "p", "m"}, options{}, "flag not known: -v"},
 	} {
 		o, err := parseArgs(c.args, &bytes.Buffer{})
 		if c.err != "" {
@@ -68,7 +74,7 @@ func TestParseArgs(t *testing.T) {
 			c.want.readyFD = -1
 		}
 		if o.name != c.want.name || o.excl != c.want.excl || o.nowait != c.want.nowait || o.nul != c.want.nul ||
-			o.timeout != c.want.timeout || o.readyFD != c.want.readyFD || strings.Join(o.args, "|") != strings.Join(c.want.args, "|") {
+			o.timeout != c.want.timeout || o.invert != c.want.invert || o.readyFD != c.want.readyFD || strings.Join(o.args, "|") != strings.Join(c.want.args, "|") {
 			t.Errorf("parseArgs(%q) = %+v, want %+v", c.args, *o, c.want)
 		}
 	}
