@@ -28,7 +28,7 @@ const mosquittoHint = "install Debian's mosquitto and mosquitto-clients: apt-get
 // startBroker starts a mosquitto of the test's own on a free port of
 // 127.0.0.1, with its own config (no persistence), and returns the port
 // once the broker says it is running. It is killed when the test ends.
-func startBroker(tb testing.TB, extra string) (string, *piped) {
+func startBroker(tb testing.TB, extra string) string {
 	tb.Helper()
 	for _, c := range []string{"mosquitto_sub", "mosquitto_pub"} {
 		if _, err := exec.LookPath(c); err != nil {
@@ -63,13 +63,13 @@ func startBroker(tb testing.TB, extra string) (string, *piped) {
 		// It logs on stderr; "running" once its listener is open.
 		ok, got := p.errLine(" running", patience)
 		if ok {
-			return port, p
+			return port
 		}
 		log = got
 		p.kill()
 	}
 	tb.Fatalf("mosquitto did not start; its log: %s", log)
-	return "", nil
+	return ""
 }
 
 // piped is a process (and its process group) whose output the test reads
@@ -224,13 +224,10 @@ func (p *piped) until(marker string, d time.Duration) ([]string, time.Time) {
 // rig is two buses (two machines) bridged through a broker, each with a
 // listener of the test's that prints all it gets.
 type rig struct {
-	path           [2]string
-	listener       [2]*piped
-	bridge         [2]*piped
-	broker         *piped
-	pid            [2]string // each bridge's pid: the sender of what it broadcasts
-	env            []string
-	busDir, tmpDir string
+	path     [2]string
+	listener [2]*piped
+	bridge   [2]*piped
+	pid      [2]string // each bridge's pid: the sender of what it broadcasts
 }
 
 // bridgeScript is the README's bus-mqtt script, as it is written there.
@@ -261,9 +258,10 @@ func bridgeScript(tb testing.TB) string {
 // bridge for each, and returns once both bridges say they are ready.
 func newRig(tb testing.TB, brokerConf string) *rig {
 	tb.Helper()
-	port, broker := startBroker(tb, brokerConf)
+	port := startBroker(tb, brokerConf)
 	script := bridgeScript(tb)
-	r := &rig{busDir: tb.TempDir(), tmpDir: tb.TempDir(), broker: broker}
+	r := &rig{}
+	busDir := tb.TempDir()
 	// sh finds `bus` on PATH: the test binary run as bus, under the same
 	// runner as busCommand's (qemu, for other architectures).
 	bin := tb.TempDir()
@@ -272,9 +270,9 @@ func newRig(tb testing.TB, brokerConf string) *rig {
 	if err := os.WriteFile(filepath.Join(bin, "bus"), []byte(wrapper), 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	r.env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "TMPDIR="+r.tmpDir)
+	env := append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "TMPDIR="+tb.TempDir())
 	for i, name := range []string{"A", "B"} {
-		r.path[i] = filepath.Join(r.busDir, name)
+		r.path[i] = filepath.Join(busDir, name)
 		if _, err := Create(r.path[i], true); err != nil {
 			tb.Fatal(err)
 		}
@@ -292,7 +290,7 @@ func newRig(tb testing.TB, brokerConf string) *rig {
 	}
 	for i, name := range []string{"A", "B"} {
 		cmd := exec.Command("sh", "-c", script, "bus-mqtt", r.path[i], "bus/test", name, "-h", "127.0.0.1", "-p", port)
-		cmd.Env = r.env
+		cmd.Env = env
 		r.bridge[i] = startLines(tb, cmd, "bridge "+name, false)
 		r.pid[i] = strconv.Itoa(cmd.Process.Pid) // sh -c's $$
 		p := r.bridge[i]
