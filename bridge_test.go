@@ -440,8 +440,9 @@ func BenchmarkBridge(b *testing.B) {
 	}
 	defer bus.Close()
 	me := strconv.Itoa(os.Getpid())
-	// The first message after "ready" waits in the broker for the incoming
-	// subscriber, which starts then: the time it took is reported apart.
+	// The first message after "ready" waits for mosquitto_pub and the
+	// incoming subscriber, which start about then, to connect: the time it
+	// took is reported apart.
 	t0 := time.Now()
 	if _, err := bus.Broadcast([]byte(me+" first"), time.Now().Add(patience), false); err != nil {
 		b.Fatal(err)
