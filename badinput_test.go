@@ -221,11 +221,11 @@ func TestBadInputCorpus(t *testing.T) {
 
 		// Messages.
 		{name: "an empty message is legal", setup: busAt, args: []string{"broadcast", "{P}", ""}, code: 0},
-		{name: "an empty line is legal", setup: busAt, stdin: "\n", args: []string{"broadcast", "{P}"}, code: 0},
-		{name: "a 2048-byte record", setup: busAt, stdin: long + "\x00", args: []string{"broadcast", "-0", "{P}"}, code: 1, want: "{P}: stdin record 1: message too long (2048 bytes; at most 2047); not sent"},
+		{name: "an empty line is legal", setup: busAt, stdin: "\n", args: []string{"broadcast", "{P}", "-"}, code: 0},
+		{name: "a 2048-byte record", setup: busAt, stdin: long + "\x00", args: []string{"broadcast", "-0", "{P}", "-"}, code: 1, want: "{P}: stdin record 1: message too long (2048 bytes; at most 2047); not sent"},
 		{name: "a NUL in a line", setup: busAt, stdin: "ok\na\x00b\n", args: []string{"broadcast", "{P}", "-"}, code: 1, want: "{P}: stdin line 2: message has a NUL byte at offset 1; not sent"},
 		{name: "a surrogate half", setup: busAt, args: []string{"broadcast", "{P}", "\xed\xa0\x80"}, code: 1, want: "{P}: message is not valid UTF-8; nothing sent"},
-		{name: "an overlong encoding", setup: busAt, stdin: "\xc0\xaf\n", args: []string{"broadcast", "{P}"}, code: 1, want: "{P}: stdin line 1: message is not valid UTF-8; not sent"},
+		{name: "an overlong encoding", setup: busAt, stdin: "\xc0\xaf\n", args: []string{"broadcast", "{P}", "-"}, code: 1, want: "{P}: stdin line 1: message is not valid UTF-8; not sent"},
 		{name: "4096 bytes", setup: busAt, args: []string{"broadcast", "{P}", long + long}, code: 1, want: "{P}: message too long (4096 bytes; at most 2047); nothing sent"},
 
 		// Modes and owners.
@@ -242,10 +242,13 @@ func TestBadInputCorpus(t *testing.T) {
 
 		// Durations, regexps, fds.
 		{name: "a zero duration", setup: busAt, args: []string{"wait", "-t", "0", "{P}"}, code: 2, want: `-t "0": the duration must be more than 0`},
-		{name: "a duration without unit", setup: busAt, args: []string{"broadcast", "-t", "1", "{P}", "x"}, code: 2, want: `-t "1": not a duration (try 500ms, 2s, 1m)`},
-		{name: "a duration that overflows", setup: busAt, args: []string{"listen", "-t", "9999999999h", "{P}"}, code: 2, want: `-t "9999999999h": not a duration (try 500ms, 2s, 1m)`},
-		{name: "a duration with a colon", setup: busAt, args: []string{"wait", "-t", "a: b", "{P}"}, code: 2, want: `-t "a: b": not a duration (try 500ms, 2s, 1m)`},
+		{name: "a duration with a word for unit", setup: busAt, args: []string{"broadcast", "-t", "1sec", "{P}", "x"}, code: 2, want: `-t "1sec": not a duration (try 1.5, 500ms, 2s, 1m)`},
+		{name: "a duration that overflows", setup: busAt, args: []string{"listen", "-t", "9999999999h", "{P}"}, code: 2, want: `-t "9999999999h": out of range (at most 2562047h47m16.854775807s)`},
+		{name: "seconds that overflow", setup: busAt, args: []string{"wait", "-t99999999999", "{P}"}, code: 2, want: `-t "99999999999": out of range (at most 2562047h47m16.854775807s)`},
+		{name: "a duration with a colon", setup: busAt, args: []string{"wait", "-t", "a: b", "{P}"}, code: 2, want: `-t "a: b": not a duration (try 1.5, 500ms, 2s, 1m)`},
 		{name: "-t last", setup: busAt, args: []string{"wait", "-t"}, code: 2, want: "flag needs an argument: -t"},
+		{name: "-t last in a group", setup: busAt, args: []string{"wait", "-0t"}, code: 2, want: "flag needs an argument: -t"},
+		{name: "-t taking the rest of its group", setup: busAt, args: []string{"wait", "-t0", "{P}"}, code: 2, want: `-t "0": the duration must be more than 0`},
 		{name: "a reversed range", setup: busAt, args: []string{"wait", "-m", "[z-a]", "{P}"}, code: 2, want: "-m \"[z-a]\": invalid character class range: `z-a`"},
 		{name: "a repeat too large", setup: busAt, args: []string{"listen", "-m", "a{1001}", "{P}"}, code: 2, want: "-m \"a{1001}\": invalid repeat count: `{1001}`"},
 		{name: "a bare star", setup: busAt, args: []string{"wait", "-m", "*", "{P}"}, code: 2, want: "-m \"*\": missing argument to repetition operator: `*`"},
@@ -255,6 +258,9 @@ func TestBadInputCorpus(t *testing.T) {
 		{name: "an empty fd", setup: busAt, args: []string{"listen", "-r", "", "{P}"}, code: 2, want: `-r "": not a file descriptor number`},
 		{name: "a ten-digit fd", setup: busAt, args: []string{"wait", "-r", "1234567890", "{P}"}, code: 2, want: `-r "1234567890": not a file descriptor number`},
 		{name: "a read-only fd", setup: busAt, args: []string{"wait", "-r", "0", "{P}"}, code: 2, want: `-r "0": open for reading only (the ready signal is written to it)`},
+		{name: "-r on the stdout that wait prints on", setup: busAt, args: []string{"wait", "-t", "5s", "-r", "1", "{P}"}, code: 2, want: `-r "1": standard output carries the messages or the command's output (to signal on it: -r 3 3>&1)`},
+		{name: "-r on the stdout that the command inherits", setup: busAt, args: []string{"listen", "-r1", "{P}", "true"}, code: 2, want: `-r "1": standard output carries the messages or the command's output (to signal on it: -r 3 3>&1)`},
+		{name: "-r on stderr", setup: busAt, args: []string{"wait", "-t", "5s", "-r", "2", "{P}", "true"}, code: 2, want: `-r "2": standard error carries bus's errors and timeouts (to signal on it: -r 3 3>&2)`},
 
 		// Paths that name no bus, and what create says of them.
 		{name: "create in a missing folder", setup: missingFolder, args: []string{"create", "{P}"}, code: 1, want: "{P}: its folder {D} does not exist"},
@@ -275,6 +281,12 @@ func TestBadInputCorpus(t *testing.T) {
 		{name: "-n on remove", setup: busAt, args: []string{"remove", "-n", "{P}"}, code: 2, want: "flag not known: -n"},
 		{name: "a long unknown flag", setup: busAt, args: []string{"broadcast", "--bogus", "{P}", "x"}, code: 2, want: "flag not known: -bogus"},
 		{name: "a flag alone", args: []string{"--bogus"}, code: 2, want: "no subcommand"},
+		{name: "an unknown flag in a group", setup: busAt, args: []string{"broadcast", "-nq", "{P}", "x"}, code: 2, want: "flag not known: -q (in -nq)"},
+		{name: "a flag after PATH", setup: busAt, args: []string{"listen", "{P}", "-t", "1s"}, code: 2, want: `flag -t after PATH: flags go before PATH (-- before "-t" makes it an operand)`},
+		{name: "a flag after COMMAND", setup: busAt, args: []string{"wait", "{P}", "true", "-0"}, code: 2, want: `flag -0 after PATH: flags go before PATH (-- before "-0" makes it an operand)`},
+		{name: "a flag for MESSAGE", setup: busAt, args: []string{"broadcast", "{P}", "-n"}, code: 2, want: `flag -n after PATH: flags go before PATH (-- before "-n" makes it an operand)`},
+		{name: "broadcast without MESSAGE", setup: busAt, stdin: "0 from stdin\n", args: []string{"broadcast", "{P}"}, code: 2, want: "missing MESSAGE (- sends the lines of stdin)"},
+		{name: "broadcast with an empty unquoted $msg", setup: busAt, args: []string{"broadcast", "-t", "1s", "{P}"}, code: 2, want: "missing MESSAGE (- sends the lines of stdin)"},
 	}
 	// One definition of a bus (issue 15): objects of the wrong size are
 	// refused by every subcommand, in the same words, and left as they are.

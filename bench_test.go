@@ -297,7 +297,7 @@ func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNu
 		gl, files = append(gl, l), append(files, f)
 	}
 	waitListeners(b, path, listeners)
-	w := exec.Command(bin, "broadcast", path)
+	w := exec.Command(bin, "broadcast", path, "-")
 	w.Stdin, _ = os.Open(input)
 	g := timeRun(b, w)
 	for i, l := range gl {

@@ -81,7 +81,7 @@ func TestBroadcastListen(t *testing.T) {
 func TestBroadcastStdin(t *testing.T) {
 	path := newBus(t)
 	l := startListener(t, nil, "listen", path)
-	bus(t, "a\nb b\n\nlast", "broadcast", path).expect(t, 0, "")
+	bus(t, "a\nb b\n\nlast", "broadcast", path, "-").expect(t, 0, "")
 	bus(t, "x\x00y\n\x00", "broadcast", "-0", path, "-").expect(t, 0, "")
 	for _, want := range []string{"a", "b b", "", "last", "x", "y\n"} {
 		if want == "y\n" { // a record holding a newline prints over two lines
@@ -97,7 +97,7 @@ func TestBroadcastStdin(t *testing.T) {
 	// A bad line is reported and skipped, and the stream goes on (status
 	// 1 at its end); a CRLF line loses its CR.
 	long := strings.Repeat("x", 5000)
-	r := bus(t, "ok1\n"+long+"\nok2\r\n\xff\nok3", "broadcast", path)
+	r := bus(t, "ok1\n"+long+"\nok2\r\n\xff\nok3", "broadcast", path, "-")
 	if want := "bus: " + path + ": stdin line 2: message too long (at most 2047 bytes); not sent\nbus: " + path + ": stdin line 4: message is not valid UTF-8; not sent\n"; r.code != 1 || r.stderr != want {
 		t.Fatalf("exit status %d, stderr %q; want 1, %q", r.code, r.stderr, want)
 	}
@@ -271,6 +271,109 @@ func TestReadyFDBroken(t *testing.T) {
 	bus(t, "", "broadcast", "-t", "5s", path, "0 still works").expect(t, 0, "")
 }
 
+// TestReadyOnStdout: -r 1 is refused (closed with the ready line, stdout
+// would lose the messages: bus wait -r 1 lost its first), and what the
+// refusal suggests, -r 3 3>&1, gives the ready line and the message on one
+// pipe.
+func TestReadyOnStdout(t *testing.T) {
+	path := newBus(t)
+	bus(t, "", "wait", "-t", "5s", "-r", "1", path).expect(t, 2, `bus: -r "1": standard output carries the messages or the command's output (to signal on it: -r 3 3>&1)`)
+	bus(t, "", "listen", "-r", "2", path).expect(t, 2, `bus: -r "2": standard error carries`)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	cmd := busCommand("wait", "-t", patience.String(), "-r", "3", path)
+	cmd.Stdout, cmd.ExtraFiles = pw, []*os.File{pw}
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	out := make(chan string, 2)
+	go func() {
+		r := bufio.NewReader(pr)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				close(out)
+				return
+			}
+			out <- line
+		}
+	}()
+	next := func() string {
+		select {
+		case line := <-out:
+			return line
+		case <-time.After(patience):
+			cmd.Process.Kill()
+			t.Fatalf("nothing on stdout after %v; stderr %q", patience, errb.String())
+		}
+		return ""
+	}
+	if got := next(); got != "\n" {
+		t.Fatalf("got %q, want the ready line; stderr %q", got, errb.String())
+	}
+	bus(t, "", "broadcast", path, "0 first").expect(t, 0, "")
+	if got := next(); got != "0 first\n" {
+		t.Fatalf("got %q after the ready line, want the message; stderr %q", got, errb.String())
+	}
+	if code, err := waitBounded(cmd, patience); code != 0 || err != nil {
+		t.Fatalf("wait: status %d, %v; stderr %q", code, err, errb.String())
+	}
+}
+
+// TestStdoutWriteError: a message that cannot be written to stdout (here
+// open for reading only) is an error that names the bus and says
+// "standard output", not /dev/stdout; the bus goes on without it.
+func TestStdoutWriteError(t *testing.T) {
+	path := newBus(t)
+	for _, sub := range []string{"wait", "listen"} {
+		devnull, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := busCommand(sub, "-r", "3", path)
+		cmd.Stdout, cmd.ExtraFiles = devnull, []*os.File{pw}
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pw.Close()
+		devnull.Close()
+		ready := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(pr)
+			pr.Close()
+			ready <- b
+		}()
+		select {
+		case b := <-ready:
+			if string(b) != "\n" {
+				cmd.Process.Kill()
+				t.Fatalf("%s wrote %q for ready; stderr %q", sub, b, errb.String())
+			}
+		case <-time.After(patience):
+			cmd.Process.Kill()
+			t.Fatalf("%s not ready after %v", sub, patience)
+		}
+		bus(t, "", "broadcast", "-t", patience.String(), path, "0 not printed").expect(t, 0, "")
+		code, err := waitBounded(cmd, patience)
+		if want := "bus: " + path + ": writing to standard output: bad file descriptor\n"; code != 1 || err != nil || errb.String() != want {
+			t.Fatalf("%s: status %d (%v), stderr %q; want 1, %q", sub, code, err, errb.String(), want)
+		}
+		bus(t, "", "broadcast", "-t", "5s", path, "0 still works").expect(t, 0, "")
+	}
+}
+
 // TestStuckReader: a listener whose reader stopped reading (its pipe is
 // full) must not stop the bus. It re-arms before it blocks on the write,
 // so writers go on delivering to every other listener and give up on it
@@ -311,7 +414,7 @@ func TestStuckReader(t *testing.T) {
 	for i := range 40 {
 		fmt.Fprintf(&in, "%d %s\n", i, body)
 	}
-	r := bus(t, in.String(), "broadcast", "-t", "300ms", path)
+	r := bus(t, in.String(), "broadcast", "-t", "300ms", path, "-")
 	r.expect(t, 124, "1 listener(s) had not taken the message")
 	for i := range 40 {
 		if got, want := healthy.next(), fmt.Sprintf("%d %s", i, body); got != want {
@@ -332,7 +435,7 @@ func TestCommandsStartedBeforeReturn(t *testing.T) {
 	for i := range n {
 		fmt.Fprintf(&in, "0 m%d\n", i)
 	}
-	bus(t, in.String(), "broadcast", path).expect(t, 0, "")
+	bus(t, in.String(), "broadcast", path, "-").expect(t, 0, "")
 	l.cmd.Process.Signal(syscall.SIGTERM)
 	for deadline := time.Now().Add(patience); ; time.Sleep(10 * time.Millisecond) {
 		data, _ := os.ReadFile(out)
@@ -544,7 +647,7 @@ func TestStreamGoesOnAfterTimeout(t *testing.T) {
 	stopped := startListener(t, nil, "listen", path)
 	stopped.cmd.Process.Signal(syscall.SIGSTOP)
 	defer stopped.cmd.Process.Signal(syscall.SIGCONT)
-	r := bus(t, "1 a\n2 b\n", "broadcast", "-t", "200ms", path)
+	r := bus(t, "1 a\n2 b\n", "broadcast", "-t", "200ms", path, "-")
 	r.expect(t, 124, "bus: stdin line 1: "+path+": timed out after 200ms: 1 listener(s) had not taken the message\n")
 	if !strings.Contains(r.stderr, "stdin line 2: ") {
 		t.Fatalf("line 2 not reported: %q", r.stderr)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // subcommand describes one subcommand's command line.
@@ -37,15 +38,15 @@ still waiting on it exit with status 1. A stale bus's file is removed too.
 
 Example:
   bus remove /run/bus/net`},
-	"broadcast": {"broadcast [-n] [-t DURATION] [-0] PATH [MESSAGE | -]", "nt0", 1, 2, `Send MESSAGE to every listener, returning once each has copied it.
-Without MESSAGE, or with -, send each line of stdin as one message, in order.
-A message is at most 2047 bytes of UTF-8 text without NUL; by convention it
-starts with the sender's pid (or 0) and a space.
+	"broadcast": {"broadcast [-n] [-t DURATION] [-0] PATH MESSAGE|-", "nt0", 2, 2, `Send MESSAGE to every listener, returning once each has copied it. With -
+for MESSAGE, send each line of stdin as one message, in order. A message is
+at most 2047 bytes of UTF-8 text without NUL; by convention it starts with
+the sender's pid (or 0) and a space.
 
   -n           fail at once (status 1) if another process is broadcasting
-  -t DURATION  give up after DURATION (500ms, 2s, 1m; per message from
+  -t DURATION  give up after DURATION (1.5, 500ms, 2s, 1m; per message from
                stdin): status 124, with how many listeners missed it
-  -0           with stdin: messages end with NUL, not newline
+  -0           with -: messages end with NUL, not newline
 
 Example:
   bus broadcast /run/bus/net "$$ up eth0"`},
@@ -53,10 +54,10 @@ Example:
 message with $msg set to it (in order, alongside the listener); without,
 print each message on stdout, one per line.
 
-  -t DURATION  stop after DURATION: status 124
+  -t DURATION  stop after DURATION (1.5, 500ms, 2s, 1m): status 124
   -m REGEXP    only messages that REGEXP (Go syntax) matches
   -v           with -m: only messages that REGEXP does not match
-  -r FD        once listening, write a newline to FD and close it
+  -r FD        once listening, write a newline to FD (not 1 or 2) and close it
   -0           end printed messages with NUL, not newline
 
 Example:
@@ -64,10 +65,10 @@ Example:
 	"wait": {"wait [-t DURATION] [-m REGEXP [-v]] [-r FD] [-0] PATH [COMMAND]", "tmvr0", 1, 2, `Like listen, for one message (the first that -m selects). With COMMAND,
 run it with $msg set and exit with its status; without, print the message.
 
-  -t DURATION  give up after DURATION: status 124
+  -t DURATION  give up after DURATION (1.5, 500ms, 2s, 1m): status 124
   -m REGEXP    wait for a message that REGEXP (Go syntax) matches
   -v           with -m: for a message that REGEXP does not match
-  -r FD        once listening, write a newline to FD and close it
+  -r FD        once listening, write a newline to FD (not 1 or 2) and close it
   -0           end the printed message with NUL, not newline
 
 Example:
@@ -98,9 +99,15 @@ Example:
 
 Example:
   bus help wait`},
+	"version": {"version", "", 0, 0, `Show which bus this is: "bus VERSION", from what the go command recorded
+when it built bus (the module's version, else the commit). bus --version
+does the same.
+
+Example:
+  bus version`},
 }
 
-var order = []string{"create", "remove", "broadcast", "listen", "wait", "chmod", "chown", "chgrp", "info", "help"}
+var order = []string{"create", "remove", "broadcast", "listen", "wait", "chmod", "chown", "chgrp", "info", "help", "version"}
 
 // options is a parsed command line.
 type options struct {
@@ -126,34 +133,58 @@ func (e *usageError) Error() string { return e.msg }
 // errHelp means help was asked for and shown.
 var errHelp = errors.New("help shown")
 
-// valueFlags take a value: they may stand before the subcommand too.
+// valueFlags take a value (an option-argument); the others are switches.
 const valueFlags = "tmr"
 
-// parseArgs parses the command line. The C tool parses its flags before
-// the subcommand (bus -n broadcast ...), its manual writes them after: both
-// are accepted, by moving those found before the subcommand after it.
-func parseArgs(args []string, stdout io.Writer) (*options, error) {
-	var pre []string
-	i := 0
-	for ; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pre = append(pre, a)
-			i++
-			break
-		}
-		if len(a) < 2 || a[0] != '-' {
-			break
-		}
-		pre = append(pre, a)
-		if name := strings.TrimLeft(a, "-"); len(name) == 1 && strings.Contains(valueFlags, name) && i+1 < len(args) {
-			i++
-			pre = append(pre, args[i])
+// switchFlag is what a flag without a value sets: a new switch is one line
+// here, its letter in its subcommands' flags, and its help.
+func (o *options) switchFlag(c byte) *bool {
+	for _, f := range [...]struct {
+		c byte
+		p *bool
+	}{
+		{'x', &o.excl},
+		{'n', &o.nowait},
+		{'0', &o.nul},
+		{'v', &o.invert},
+	} {
+		if f.c == c {
+			return f.p
 		}
 	}
+	return nil // not a switch: parseFlag asks only for switches
+}
+
+// parseArgs parses the command line in POSIX utility syntax, as the C
+// tool's arg.h reads it, and what Go's flag package read before it:
+//   - flags after the subcommand (as the C tool's manual writes them) or
+//     before it (as the C tool parses them), up to the first operand;
+//   - grouped (-n0), a value attached (-t1s, -t=1s) or the next word
+//     (-t 1s); a flag taking a value takes the rest of its group (-tn);
+//   - --x, --x=V and -x=false, as the flag package read them;
+//   - the first -- ends the flags, wherever it is, and is no operand;
+//   - -h, -help, --help: help, after PATH too.
+//
+// After the first operand, a word starting with one of the subcommand's
+// flags is refused: `bus listen B -t 1s` would run "-t" as COMMAND.
+func parseArgs(args []string, stdout io.Writer) (*options, error) {
+	i := 0
+	for ; i < len(args) && args[i] != "--version"; i++ {
+		a := args[i]
+		if a == "--" || len(a) < 2 || a[0] != '-' {
+			break
+		}
+		if takesNext(a) {
+			i++
+		}
+	}
+	pre := i // args[:pre]: the flags before the subcommand
+	if i < len(args) && args[i] == "--" {
+		i++
+	}
 	if i >= len(args) {
-		for _, a := range pre {
-			if a == "-h" || a == "-help" || a == "--help" {
+		for _, a := range args[:pre] {
+			if helpWord(a) {
 				io.WriteString(stdout, helpText(""))
 				return nil, errHelp
 			}
@@ -161,12 +192,16 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 		return nil, &usageError{msg: "no subcommand"}
 	}
 	name := args[i]
+	if name == "--version" {
+		name = "version"
+	}
 	sc, ok := subcommands[name]
 	if !ok {
 		return nil, &usageError{msg: sprintf("unknown subcommand %q", name)}
 	}
 	o := &options{name: name, readyFD: -1}
-	rest, err := parseFlags(sc.flags, o, append(pre, args[i+1:]...))
+	words := append(append(make([]string, 0, len(args)), args[:i]...), args[i+1:]...) // all but the subcommand
+	rest, err := parseFlags(sc.flags, o, words)
 	if err == errHelp {
 		io.WriteString(stdout, helpText(name))
 		return nil, errHelp
@@ -180,103 +215,175 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	}
 	if n := len(o.args); n < sc.minArgs || n > sc.maxArgs {
 		what := "missing operand"
-		if n > sc.maxArgs {
+		switch {
+		case n > sc.maxArgs:
 			what = sprintf("extra operand %q", o.args[sc.maxArgs])
+		case name == "broadcast" && n == 1:
+			what = "missing MESSAGE (- sends the lines of stdin)"
 		}
 		return nil, &usageError{msg: what, name: name}
 	}
 	return o, nil
 }
 
-// parseFlags sets in o the flags (of known, by name) at the head of args
-// and returns the operands after them. It reads what the flag package
-// reads: -f or --f, -f=V or -f V, flags until the first operand or "--",
-// -h and -help for help; it is not the flag package, which would bring fmt
-// and reflect with it, a tenth of the binary.
-func parseFlags(known string, o *options, args []string) ([]string, error) {
-	for len(args) > 0 {
-		a := args[0]
-		if len(a) < 2 || a[0] != '-' {
-			break
-		}
-		if o.name == "chmod" && a != "--" && strings.Trim(a, "ugoa=+-") == "" {
-			break // permissions, as the C tool takes them: bus chmod -o PATH
-		}
-		args = args[1:]
-		if a == "--" {
-			break
-		}
-		name := a[1:]
-		if name[0] == '-' {
-			name = name[1:]
-		}
-		if name == "" || name[0] == '-' || name[0] == '=' {
-			return nil, errors.New("bad flag syntax: " + a)
-		}
-		name, value, hasValue := strings.Cut(name, "=")
-		if len(name) != 1 || !strings.Contains(known, name) {
-			if name == "h" || name == "help" {
-				return nil, errHelp
-			}
-			return nil, errors.New("flag not known: -" + name)
-		}
-		if !strings.Contains(valueFlags, name) {
-			on := true
-			if hasValue {
-				var err error
-				if on, err = strconv.ParseBool(value); err != nil {
-					return nil, errors.New("-" + name + " " + strconv.Quote(value) + ": not true or false")
-				}
-			}
-			switch name {
-			case "x":
-				o.excl = on
-			case "n":
-				o.nowait = on
-			case "0":
-				o.nul = on
-			case "v":
-				o.invert = on
-			}
-			continue
-		}
-		if !hasValue {
-			if len(args) == 0 {
-				return nil, errors.New("flag needs an argument: -" + name)
-			}
-			value, args = args[0], args[1:]
-		}
-		if err := setValueFlag(o, name, value); err != nil {
-			return nil, errors.New("-" + name + " " + strconv.Quote(value) + ": " + err.Error())
+// takesNext reports whether the flag word a takes the next word as its
+// value: -t, --t, -0t (parseFlag's reading, to find the subcommand).
+func takesNext(a string) bool {
+	if a[1] == '-' {
+		return len(a) == 3 && strings.IndexByte(valueFlags, a[2]) >= 0
+	}
+	for k := 1; k < len(a) && a[k] != '='; k++ {
+		if strings.IndexByte(valueFlags, a[k]) >= 0 {
+			return k == len(a)-1
 		}
 	}
-	return args, nil
+	return false
+}
+
+func helpWord(a string) bool {
+	return a == "-h" || a == "--h" || a == "-help" || a == "--help"
+}
+
+// parseFlags sets in o the flags (of known, by letter) in args and returns
+// the operands. It is not the flag package, which would bring fmt and
+// reflect with it, a tenth of the binary.
+func parseFlags(known string, o *options, args []string) ([]string, error) {
+	var operands []string
+	ended := false // by --
+	for k := 0; k < len(args); k++ {
+		a := args[k]
+		switch {
+		case ended || len(a) < 2 || a[0] != '-':
+		case a == "--":
+			ended = true
+			continue
+		case len(operands) > 0:
+			if helpWord(a) {
+				return nil, errHelp
+			}
+			if c := strings.TrimLeft(a, "-"); c != "" && strings.IndexByte(known, c[0]) >= 0 {
+				return nil, errors.New("flag -" + c[:1] + " after PATH: flags go before PATH (-- before " + strconv.Quote(a) + " makes it an operand)")
+			}
+		case o.name == "chmod" && strings.Trim(a, "ugoa=+-") == "":
+			// permissions, as the C tool takes them: bus chmod -o PATH
+		default:
+			used, err := parseFlag(known, o, a, args[k+1:])
+			if err != nil {
+				return nil, err
+			}
+			k += used
+			continue
+		}
+		operands = append(operands, a)
+	}
+	return operands, nil
+}
+
+// parseFlag sets in o the flags of the word a, and returns how many of the
+// words after it (next) it took as a value.
+func parseFlag(known string, o *options, a string, next []string) (int, error) {
+	group := a[1:]
+	if a[1] == '-' { // --x or --x=V: one flag, as the flag package read it
+		group = a[2:]
+		name, _, _ := strings.Cut(group, "=")
+		switch {
+		case group[0] == '-' || group[0] == '=':
+			return 0, errors.New("bad flag syntax: " + a)
+		case name == "h" || name == "help":
+			return 0, errHelp
+		case len(name) != 1:
+			return 0, errors.New("flag not known: -" + name)
+		}
+	}
+	if group[0] == '=' {
+		return 0, errors.New("bad flag syntax: " + a)
+	}
+	for k := 0; k < len(group); k++ {
+		c, rest := group[k], group[k+1:]
+		if c == 'h' {
+			return 0, errHelp
+		}
+		if strings.IndexByte(known, c) < 0 {
+			r, _ := utf8.DecodeRuneInString(group[k:])
+			msg := "flag not known: -" + string(r)
+			if len(group) > 1 && a[1] != '-' {
+				msg += " (in " + a + ")"
+			}
+			return 0, errors.New(msg)
+		}
+		flag := "-" + group[k:k+1]
+		if strings.IndexByte(valueFlags, c) >= 0 {
+			used := 0
+			if rest == "" {
+				if len(next) == 0 {
+					return 0, errors.New("flag needs an argument: " + flag)
+				}
+				rest, used = next[0], 1
+			} else {
+				rest = strings.TrimPrefix(rest, "=") // -t=1s, as the flag package read it
+			}
+			if err := setValueFlag(o, c, rest); err != nil {
+				return 0, errors.New(flag + " " + strconv.Quote(rest) + ": " + err.Error())
+			}
+			return used, nil
+		}
+		on := true
+		if rest != "" && rest[0] == '=' { // -x=false, as the flag package read it
+			var err error
+			if on, err = strconv.ParseBool(rest[1:]); err != nil {
+				return 0, errors.New(flag + " " + strconv.Quote(rest[1:]) + ": not true or false")
+			}
+			k = len(group)
+		}
+		*o.switchFlag(c) = on
+	}
+	return 0, nil
 }
 
 // setValueFlag sets -t, -m or -r.
-func setValueFlag(o *options, name, s string) (err error) {
-	switch name {
-	case "t":
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return errors.New("not a duration (try 500ms, 2s, 1m)")
-		}
-		if d <= 0 {
-			return errors.New("the duration must be more than 0")
-		}
-		o.timeout = d
-	case "m":
+func setValueFlag(o *options, c byte, s string) (err error) {
+	switch c {
+	case 't':
+		o.timeout, err = parseDuration(s)
+	case 'm':
 		o.match, err = regexp.Compile(s)
 		if err != nil {
 			return errors.New(strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 		}
-	case "r":
+	case 'r':
 		o.readyFD, err = parseFD(s)
 	}
 	return err
 }
 
-// parseFD parses -r's file descriptor and checks that it is open.
+// parseDuration parses -t's DURATION: Go's (500ms, 1h30m) or seconds with
+// an optional fraction, as timeout(1) takes them (5, 1.5).
+func parseDuration(s string) (time.Duration, error) {
+	if strings.Trim(s, "0123456789.") == "" {
+		s += "s"
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		// The same with every digit 0 parses: well formed, too long.
+		zero := []byte(s)
+		for k, c := range zero {
+			if c > '0' && c <= '9' {
+				zero[k] = '0'
+			}
+		}
+		if _, err := time.ParseDuration(string(zero)); err == nil && strings.Trim(string(zero), "+-") != "0" {
+			return 0, errors.New("out of range (at most 2562047h47m16.854775807s)")
+		}
+		return 0, errors.New("not a duration (try 1.5, 500ms, 2s, 1m)")
+	}
+	if d <= 0 {
+		return 0, errors.New("the duration must be more than 0")
+	}
+	return d, nil
+}
+
+// parseFD parses -r's file descriptor and checks that it is open, and not
+// one that bus needs itself.
 func parseFD(s string) (int, error) {
 	fd := 0
 	if s == "" || len(s) > 9 {
@@ -287,6 +394,14 @@ func parseFD(s string) (int, error) {
 			return -1, errors.New("not a file descriptor number")
 		}
 		fd = fd*10 + int(c-'0')
+	}
+	// Closed after the ready line, stdout would lose the messages (or the
+	// commands' output), stderr the errors: 3>&1 signals on the same pipe.
+	switch fd {
+	case 1:
+		return -1, errors.New("standard output carries the messages or the command's output (to signal on it: -r 3 3>&1)")
+	case 2:
+		return -1, errors.New("standard error carries bus's errors and timeouts (to signal on it: -r 3 3>&2)")
 	}
 	fl, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFL, 0)
 	switch {
@@ -309,6 +424,9 @@ func helpText(name string) string {
 		b.WriteString("  bus " + subcommands[n].synopsis + "\n")
 	}
 	b.WriteString(`
+Flags go before PATH, grouped or not (-n0, -t1s); -- ends them. DURATION is
+seconds (5, 1.5) or Go's form (500ms, 2s, 1m, 1h30m).
+
 Exit status: 0 done, 1 failed, 2 command line not understood, 124 timed out;
 wait with COMMAND exits with the command's status.
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,48 +17,128 @@ import (
 )
 
 func TestParseArgs(t *testing.T) {
+	// -r takes a descriptor open for writing: one of this process's.
+	_, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	fd := strconv.Itoa(int(w.Fd()))
 	for _, c := range []struct {
-		args []string
-		want options
-		err  string
+		args  []string
+		want  options
+		match string // -m's REGEXP, if any
+		err   string
 	}{
-		{[]string{"create"}, options{name: "create"}, ""},
-		{[]string{"create", "-x", "p"}, options{name: "create", excl: true, args: []string{"p"}}, ""},
-		{[]string{"-x", "create", "p"}, options{name: "create", excl: true, args: []string{"p"}}, ""},
-		{[]string{"-n", "broadcast", "p", "m"}, options{name: "broadcast", nowait: true, args: []string{"p", "m"}}, ""},
-		{[]string{"broadcast", "-n", "p", "m"}, options{name: "broadcast", nowait: true, args: []string{"p", "m"}}, ""},
-		{[]string{"broadcast", "p", "-n"}, options{name: "broadcast", args: []string{"p", "-n"}}, ""},
-		{[]string{"broadcast", "--", "p", "-m"}, options{name: "broadcast", args: []string{"p", "-m"}}, ""},
-		{[]string{"-n", "--", "broadcast", "p", "m"}, options{name: "broadcast", nowait: true, args: []string{"p", "m"}}, ""},
-		{[]string{"-t", "2s", "wait", "p"}, options{name: "wait", timeout: 2 * time.Second, args: []string{"p"}}, ""},
-		{[]string{"wait", "-t=1m", "-0", "p", "cmd"}, options{name: "wait", timeout: time.Minute, nul: true, args: []string{"p", "cmd"}}, ""},
-		{[]string{"listen", "-r", "1", "p"}, options{name: "listen", readyFD: 1, args: []string{"p"}}, ""},
-		{[]string{"wait", "-x", "p"}, options{}, "flag not known: -x"},
-		{[]string{"remove"}, options{}, "missing operand"},
-		{[]string{"remove", "a", "b"}, options{}, `extra operand "b"`},
-		{[]string{"chmod", "u"}, options{}, "missing operand"},
-		{[]string{"wait", "-t", "0", "p"}, options{}, "-t \"0\": the duration must be more than 0"},
-		{[]string{"wait", "-t", "1x", "p"}, options{}, "not a duration"},
+		{[]string{"create"}, options{name: "create"}, "", ""},
+		{[]string{"create", "-x", "p"}, options{name: "create", excl: true, args: []string{"p"}}, "", ""},
+		{[]string{"-x", "create", "p"}, options{name: "create", excl: true, args: []string{"p"}}, "", ""},
+		{[]string{"-n", "broadcast", "p", "m"}, options{name: "broadcast", nowait: true, args: []string{"p", "m"}}, "", ""},
+		{[]string{"broadcast", "-n", "p", "m"}, options{name: "broadcast", nowait: true, args: []string{"p", "m"}}, "", ""},
+		{[]string{"broadcast", "--", "p", "-m"}, options{name: "broadcast", args: []string{"p", "-m"}}, "", ""},
+		{[]string{"-n", "--", "broadcast", "p", "m"}, options{name: "broadcast", nowait: true, args: []string{"p", "m"}}, "", ""},
+		{[]string{"-t", "2s", "wait", "p"}, options{name: "wait", timeout: 2 * time.Second, args: []string{"p"}}, "", ""},
+		{[]string{"wait", "-t=1m", "-0", "p", "cmd"}, options{name: "wait", timeout: time.Minute, nul: true, args: []string{"p", "cmd"}}, "", ""},
+		{[]string{"listen", "-r", fd, "p"}, options{name: "listen", readyFD: int(w.Fd()), args: []string{"p"}}, "", ""},
+		{[]string{"wait", "-x", "p"}, options{}, "", "flag not known: -x"},
+		{[]string{"remove"}, options{}, "", "missing operand"},
+		{[]string{"remove", "a", "b"}, options{}, "", `extra operand "b"`},
+		{[]string{"chmod", "u"}, options{}, "", "missing operand"},
+		{[]string{"wait", "-t", "0", "p"}, options{}, "", "-t \"0\": the duration must be more than 0"},
+		{[]string{"wait", "-t", "1x", "p"}, options{}, "", "not a duration"},
 		// What the flag package accepted, parseFlags accepts.
-		{[]string{"create", "--x", "p"}, options{name: "create", excl: true, args: []string{"p"}}, ""},
-		{[]string{"create", "-x=true", "-x=false", "p"}, options{name: "create", args: []string{"p"}}, ""},
-		{[]string{"wait", "--t", "3s", "-0=1", "p"}, options{name: "wait", timeout: 3 * time.Second, nul: true, args: []string{"p"}}, ""},
-		{[]string{"wait", "-m=^a=b$", "p"}, options{name: "wait", args: []string{"p"}}, ""},
-		{[]string{"broadcast", "-", "m"}, options{name: "broadcast", args: []string{"-", "m"}}, ""},
-		{[]string{"create", "-x=maybe", "p"}, options{}, `-x "maybe": not true or false`},
-		{[]string{"create", "---x", "p"}, options{}, "bad flag syntax: ---x"},
-		{[]string{"create", "-=x", "p"}, options{}, "bad flag syntax: -=x"},
-		{[]string{"wait", "p", "-t"}, options{name: "wait", args: []string{"p", "-t"}}, ""},
-		{[]string{"wait", "-t"}, options{}, "flag needs an argument: -t"},
-		{[]string{"wait", "-xy", "p"}, options{}, "flag not known: -xy"},
-		{[]string{"wait", "-m", "(", "p"}, options{}, `-m "(": missing closing ): ` + "`(`"},
-		{[]string{"listen", "-r", "x", "p"}, options{}, `-r "x": not a file descriptor number`},
+		{[]string{"create", "--x", "p"}, options{name: "create", excl: true, args: []string{"p"}}, "", ""},
+		{[]string{"create", "-x=true", "-x=false", "p"}, options{name: "create", args: []string{"p"}}, "", ""},
 		// -v: the messages -m does not match; alone it would select none.
-		{[]string{"listen", "-v", "-m", "^1 ", "p"}, options{name: "listen", invert: true, args: []string{"p"}}, ""},
-		{[]string{"-v", "wait", "-m", "x", "p"}, options{name: "wait", invert: true, args: []string{"p"}}, ""},
-		{[]string{"wait", "-v=false", "p"}, options{name: "wait", args: []string{"p"}}, ""},
-		{[]string{"listen", "-v", "p"}, options{}, "-v needs -m"},
-		{[]string{"broadcast", "-v", "p", "m"}, options{}, "flag not known: -v"},
+		{[]string{"listen", "-v", "-m", "^1 ", "p"}, options{name: "listen", invert: true, args: []string{"p"}}, "^1 ", ""},
+		{[]string{"-v", "wait", "-m", "x", "p"}, options{name: "wait", invert: true, args: []string{"p"}}, "x", ""},
+		{[]string{"wait", "-vm", "x", "p"}, options{name: "wait", invert: true, args: []string{"p"}}, "x", ""},
+		{[]string{"wait", "-v=false", "p"}, options{name: "wait", args: []string{"p"}}, "", ""},
+		{[]string{"listen", "-v", "p"}, options{}, "", "-v needs -m"},
+		{[]string{"broadcast", "-v", "p", "m"}, options{}, "", "flag not known: -v"},
+		{[]string{"wait", "--t", "3s", "-0=1", "p"}, options{name: "wait", timeout: 3 * time.Second, nul: true, args: []string{"p"}}, "", ""},
+		{[]string{"wait", "-m=^a=b$", "p"}, options{name: "wait", args: []string{"p"}}, "^a=b$", ""},
+		{[]string{"listen", "--r=" + fd, "p"}, options{name: "listen", readyFD: int(w.Fd()), args: []string{"p"}}, "", ""},
+		{[]string{"broadcast", "-", "m"}, options{name: "broadcast", args: []string{"-", "m"}}, "", ""},
+		{[]string{"create", "-x=maybe", "p"}, options{}, "", `-x "maybe": not true or false`},
+		{[]string{"create", "---x", "p"}, options{}, "", "bad flag syntax: ---x"},
+		{[]string{"create", "-=x", "p"}, options{}, "", "bad flag syntax: -=x"},
+		{[]string{"create", "--=x", "p"}, options{}, "", "bad flag syntax: --=x"},
+		{[]string{"wait", "-t"}, options{}, "", "flag needs an argument: -t"},
+		{[]string{"wait", "-m", "(", "p"}, options{}, "", `-m "(": missing closing ): ` + "`(`"},
+		{[]string{"listen", "-r", "x", "p"}, options{}, "", `-r "x": not a file descriptor number`},
+		{[]string{"broadcast", "--bogus", "p", "m"}, options{}, "", "flag not known: -bogus"},
+		{[]string{"broadcast", "--n0", "p", "m"}, options{}, "", "flag not known: -n0"},
+
+		// POSIX utility syntax, as the C tool's arg.h reads it: grouped
+		// flags, a value attached or next, the rest of a group as a value.
+		{[]string{"broadcast", "-n0", "p", "-"}, options{name: "broadcast", nowait: true, nul: true, args: []string{"p", "-"}}, "", ""},
+		{[]string{"-n0", "broadcast", "p", "-"}, options{name: "broadcast", nowait: true, nul: true, args: []string{"p", "-"}}, "", ""},
+		{[]string{"broadcast", "-0nt1s", "p", "-"}, options{name: "broadcast", nowait: true, nul: true, timeout: time.Second, args: []string{"p", "-"}}, "", ""},
+		{[]string{"broadcast", "-n0t", "2s", "p", "-"}, options{name: "broadcast", nowait: true, nul: true, timeout: 2 * time.Second, args: []string{"p", "-"}}, "", ""},
+		{[]string{"-0t", "2s", "wait", "p"}, options{name: "wait", nul: true, timeout: 2 * time.Second, args: []string{"p"}}, "", ""},
+		{[]string{"-t1s", "wait", "p"}, options{name: "wait", timeout: time.Second, args: []string{"p"}}, "", ""},
+		{[]string{"wait", "-t1s", "p"}, options{name: "wait", timeout: time.Second, args: []string{"p"}}, "", ""},
+		{[]string{"listen", "-m^x", "p"}, options{name: "listen", args: []string{"p"}}, "^x", ""},
+		{[]string{"listen", "-m", "-x", "p"}, options{name: "listen", args: []string{"p"}}, "-x", ""},
+		{[]string{"listen", "-0m^x -t", "p"}, options{name: "listen", nul: true, args: []string{"p"}}, "^x -t", ""},
+		{[]string{"listen", "-r" + fd, "p"}, options{name: "listen", readyFD: int(w.Fd()), args: []string{"p"}}, "", ""},
+		{[]string{"listen", "-0r" + fd, "-t5", "p"}, options{name: "listen", nul: true, timeout: 5 * time.Second, readyFD: int(w.Fd()), args: []string{"p"}}, "", ""},
+		{[]string{"wait", "-tn", "p"}, options{}, "", `-t "n": not a duration`}, // -t takes the rest of its group
+		{[]string{"wait", "-tx", "p"}, options{}, "", `-t "x": not a duration`},
+		{[]string{"wait", "-t="}, options{}, "", `-t "": not a duration`},
+		{[]string{"wait", "-0t"}, options{}, "", "flag needs an argument: -t"},
+		{[]string{"broadcast", "-nq", "p", "m"}, options{}, "", "flag not known: -q (in -nq)"},
+		{[]string{"wait", "-xy", "p"}, options{}, "", "flag not known: -x (in -xy)"},
+		{[]string{"wait", "-0\xc3\xa9", "p"}, options{}, "", "flag not known: -\u00e9 (in -0\u00e9)"},
+
+		// DURATION: seconds, as timeout(1) takes them; out of range.
+		{[]string{"wait", "-t", "5", "p"}, options{name: "wait", timeout: 5 * time.Second, args: []string{"p"}}, "", ""},
+		{[]string{"wait", "-t", "1.5", "p"}, options{name: "wait", timeout: 1500 * time.Millisecond, args: []string{"p"}}, "", ""},
+		{[]string{"wait", "-t.25", "p"}, options{name: "wait", timeout: 250 * time.Millisecond, args: []string{"p"}}, "", ""},
+		{[]string{"wait", "-t", "1h30m", "p"}, options{name: "wait", timeout: 90 * time.Minute, args: []string{"p"}}, "", ""},
+		{[]string{"wait", "-t", "0.0", "p"}, options{}, "", "the duration must be more than 0"},
+		{[]string{"wait", "-t", "1.2.3", "p"}, options{}, "", "not a duration"},
+		{[]string{"wait", "-t", ".", "p"}, options{}, "", "not a duration"},
+		{[]string{"wait", "-t", "-1", "p"}, options{}, "", "not a duration"},
+		{[]string{"wait", "-t", "99999999999h", "p"}, options{}, "", `-t "99999999999h": out of range (at most 2562047h47m16.854775807s)`},
+		{[]string{"wait", "-t", "99999999999", "p"}, options{}, "", "out of range"},
+		{[]string{"wait", "-t", "2562047h47m16.854775808s", "p"}, options{}, "", "out of range"},
+
+		// After PATH, operands only; -- ends the flags wherever it is.
+		{[]string{"broadcast", "p", "-n"}, options{}, "", `flag -n after PATH: flags go before PATH (-- before "-n" makes it an operand)`},
+		{[]string{"listen", "p", "-t", "1s"}, options{}, "", "flag -t after PATH: flags go before PATH"},
+		{[]string{"wait", "p", "-t"}, options{}, "", "flag -t after PATH"},
+		{[]string{"wait", "p", "cmd", "-0"}, options{}, "", "flag -0 after PATH"},
+		{[]string{"create", "p", "--x"}, options{}, "", "flag -x after PATH"},
+		{[]string{"listen", "p", "cmd -t x"}, options{name: "listen", args: []string{"p", "cmd -t x"}}, "", ""},
+		{[]string{"listen", "p", "-q"}, options{name: "listen", args: []string{"p", "-q"}}, "", ""},
+		{[]string{"broadcast", "p", "-3 dash"}, options{name: "broadcast", args: []string{"p", "-3 dash"}}, "", ""},
+		{[]string{"broadcast", "p", "--", "-n"}, options{name: "broadcast", args: []string{"p", "-n"}}, "", ""},
+		{[]string{"listen", "p", "--", "--help"}, options{name: "listen", args: []string{"p", "--help"}}, "", ""},
+		{[]string{"broadcast", "--", "p", "--"}, options{name: "broadcast", args: []string{"p", "--"}}, "", ""},
+		{[]string{"listen", "p", "--"}, options{name: "listen", args: []string{"p"}}, "", ""},
+
+		// MESSAGE is required: stdin is read only with -.
+		{[]string{"broadcast", "p"}, options{}, "", "missing MESSAGE (- sends the lines of stdin)"},
+		{[]string{"broadcast", "-n", "p"}, options{}, "", "missing MESSAGE"},
+
+		// -r: not a descriptor that bus needs itself.
+		{[]string{"wait", "-r", "1", "p"}, options{}, "", `-r "1": standard output carries the messages or the command's output (to signal on it: -r 3 3>&1)`},
+		{[]string{"listen", "-r1", "p", "cmd"}, options{}, "", `-r "1": standard output`},
+		{[]string{"listen", "-r", "2", "p", "cmd"}, options{}, "", `-r "2": standard error carries bus's errors and timeouts (to signal on it: -r 3 3>&2)`},
+
+		// chmod: a dash starts permissions, as the C tool takes them.
+		{[]string{"chmod", "-o", "p"}, options{name: "chmod", args: []string{"-o", "p"}}, "", ""},
+		{[]string{"chmod", "-g+o", "p"}, options{name: "chmod", args: []string{"-g+o", "p"}}, "", ""},
+		{[]string{"chmod", "--", "-o", "p"}, options{name: "chmod", args: []string{"-o", "p"}}, "", ""},
+		{[]string{"chmod", "u", "-o"}, options{name: "chmod", args: []string{"u", "-o"}}, "", ""},
+		{[]string{"chmod", "-w", "p"}, options{}, "", "flag not known: -w"},
+
+		// The version.
+		{[]string{"--version"}, options{name: "version"}, "", ""},
+		{[]string{"version"}, options{name: "version"}, "", ""},
+		{[]string{"--version", "x"}, options{}, "", `extra operand "x"`},
 	} {
 		o, err := parseArgs(c.args, &bytes.Buffer{})
 		if c.err != "" {
@@ -73,18 +154,42 @@ func TestParseArgs(t *testing.T) {
 		if c.want.readyFD == 0 {
 			c.want.readyFD = -1
 		}
+		match := ""
+		if o.match != nil {
+			match = o.match.String()
+		}
 		if o.name != c.want.name || o.excl != c.want.excl || o.nowait != c.want.nowait || o.nul != c.want.nul ||
-			o.timeout != c.want.timeout || o.invert != c.want.invert || o.readyFD != c.want.readyFD || strings.Join(o.args, "|") != strings.Join(c.want.args, "|") {
-			t.Errorf("parseArgs(%q) = %+v, want %+v", c.args, *o, c.want)
+			o.timeout != c.want.timeout || o.invert != c.want.invert || o.readyFD != c.want.readyFD || match != c.match || !slices.Equal(o.args, c.want.args) {
+			t.Errorf("parseArgs(%q) = %+v (-m %q), want %+v (-m %q)", c.args, *o, match, c.want, c.match)
 		}
 	}
 }
 
 func TestParseArgsHelp(t *testing.T) {
-	for _, args := range [][]string{{"-h"}, {"--help"}, {"wait", "-h"}, {"wait", "-help", "p"}, {"wait", "--h"}} {
+	for _, c := range []struct {
+		args []string
+		want string // the help's start
+	}{
+		{[]string{"-h"}, "bus: "},
+		{[]string{"--help"}, "bus: "},
+		{[]string{"-n", "-help"}, "bus: "},
+		{[]string{"wait", "-h"}, "usage: bus wait"},
+		{[]string{"wait", "-help", "p"}, "usage: bus wait"},
+		{[]string{"wait", "--h"}, "usage: bus wait"},
+		{[]string{"-h", "wait"}, "usage: bus wait"},
+		{[]string{"wait", "-0h"}, "usage: bus wait"},
+		// After PATH too, rather than taken as COMMAND or MESSAGE.
+		{[]string{"wait", "p", "-h"}, "usage: bus wait"},
+		{[]string{"listen", "p", "--help"}, "usage: bus listen"},
+		{[]string{"listen", "p", "cmd", "-help"}, "usage: bus listen"},
+		{[]string{"broadcast", "p", "m", "--h"}, "usage: bus broadcast"},
+		{[]string{"chmod", "u", "p", "-h"}, "usage: bus chmod"},
+		{[]string{"chmod", "-h"}, "usage: bus chmod"},
+		{[]string{"version", "-h"}, "usage: bus version"},
+	} {
 		var out bytes.Buffer
-		if _, err := parseArgs(args, &out); err != errHelp || !strings.HasPrefix(out.String(), "bus: ") && !strings.HasPrefix(out.String(), "usage: bus wait") {
-			t.Errorf("parseArgs(%q) = %v, printing %.30q; want help", args, err, out.String())
+		if _, err := parseArgs(c.args, &out); err != errHelp || !strings.HasPrefix(out.String(), c.want) {
+			t.Errorf("parseArgs(%q) = %v, printing %.30q; want help starting %q", c.args, err, out.String(), c.want)
 		}
 	}
 }
@@ -438,7 +543,7 @@ func FuzzParseArgs(f *testing.F) {
 			if o.timeout < 0 || o.readyFD < -1 {
 				t.Fatalf("parseArgs(%q): timeout %v, fd %d", argv, o.timeout, o.readyFD)
 			}
-			for flag, set := range map[byte]bool{'x': o.excl, 'n': o.nowait, '0': o.nul, 't': o.timeout != 0, 'm': o.match != nil, 'r': o.readyFD >= 0} {
+			for flag, set := range map[byte]bool{'x': o.excl, 'n': o.nowait, '0': o.nul, 'v': o.invert, 't': o.timeout != 0, 'm': o.match != nil, 'r': o.readyFD >= 0} {
 				if set && !strings.ContainsRune(sc.flags, rune(flag)) {
 					t.Fatalf("parseArgs(%q): -%c set for %s, which does not take it", argv, flag, o.name)
 				}

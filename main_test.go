@@ -444,11 +444,11 @@ type writer struct {
 	fed  chan struct{}
 }
 
-// startWriter starts `bus broadcast args... PATH` and feeds it "PID seq"
+// startWriter starts `bus broadcast args... PATH -` and feeds it "PID seq"
 // lines from a goroutine: n of them, or, with n < 0, until stop is closed.
 func startWriter(t *testing.T, path string, n int, stop <-chan struct{}, args ...string) *writer {
 	t.Helper()
-	cmd := busCommand(append(append([]string{"broadcast"}, args...), path)...)
+	cmd := busCommand(append(append([]string{"broadcast"}, args...), path, "-")...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
