@@ -178,7 +178,7 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 			i++
 		}
 	}
-	pre := i // args[:pre]: the flags before the subcommand
+	pre := min(i, len(args)) // args[:pre]: the flags before the subcommand (-t: i is past the end)
 	if i < len(args) && args[i] == "--" {
 		i++
 	}

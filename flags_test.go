@@ -8,7 +8,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
+	"math/big"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +68,8 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"create", "-=x", "p"}, options{}, "", "bad flag syntax: -=x"},
 		{[]string{"create", "--=x", "p"}, options{}, "", "bad flag syntax: --=x"},
 		{[]string{"wait", "-t"}, options{}, "", "flag needs an argument: -t"},
+		{[]string{"-t"}, options{}, "", "no subcommand"},
+		{[]string{"-n0t"}, options{}, "", "no subcommand"},
 		{[]string{"wait", "-m", "(", "p"}, options{}, "", `-m "(": missing closing ): ` + "`(`"},
 		{[]string{"listen", "-r", "x", "p"}, options{}, "", `-r "x": not a file descriptor number`},
 		{[]string{"broadcast", "--bogus", "p", "m"}, options{}, "", "flag not known: -bogus"},
@@ -477,23 +482,81 @@ func FuzzParseOwner(f *testing.F) {
 	})
 }
 
-// FuzzParseDuration: -t takes exactly the positive Go durations, before or
-// after the subcommand, and says which flag and value are wrong otherwise.
+// goDuration matches what time.ParseDuration reads, overflow aside: each
+// number with its unit, and its value in nanoseconds.
+var goDuration = regexp.MustCompile(`^([-+]?)((?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|\x{b5}s|\x{3bc}s|ms|s|m|h))+)$`)
+var durationPart = regexp.MustCompile(`([0-9.]+)([^0-9.]+)`)
+
+// durationValue is s's value in nanoseconds, exactly, if it is a duration
+// to ParseDuration's grammar (or "0").
+func durationValue(s string) (*big.Rat, bool) {
+	m := goDuration.FindStringSubmatch(s)
+	if m == nil {
+		return new(big.Rat), strings.TrimLeft(s, "+-") == "0" && len(s) <= 2
+	}
+	unit := map[string]int64{"ns": 1, "us": 1e3, "\u00b5s": 1e3, "\u03bcs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
+	sum := new(big.Rat)
+	for _, p := range durationPart.FindAllStringSubmatch(m[2], -1) {
+		n, ok := new(big.Rat).SetString(strings.TrimSuffix(p[1], "."))
+		if !ok {
+			n, _ = new(big.Rat).SetString("0" + p[1])
+		}
+		sum.Add(sum, n.Mul(n, new(big.Rat).SetInt64(unit[p[2]])))
+	}
+	if m[1] == "-" {
+		sum.Neg(sum)
+	}
+	return sum, true
+}
+
+// FuzzParseDuration: -t takes the positive Go durations and seconds with
+// an optional fraction (as timeout(1)), before or after the subcommand,
+// attached or not, and says which flag and value are wrong otherwise:
+// out of range (for a well-formed one too long), or not a duration.
 func FuzzParseDuration(f *testing.F) {
 	for _, s := range []string{"500ms", "2s", "1m", "1h30m", "1.5s", "0", "0s", "-1s", "1", "soon", "", "1e3s",
-		"9999999999h", "2562047h47m16.854775807s", "2562047h47m16.854775808s", "a: b", "-h", "--", "5µs", ".5s", "+3s"} {
+		"9999999999h", "2562047h47m16.854775807s", "2562047h47m16.854775808s", "a: b", "-h", "--", "5µs", ".5s", "+3s",
+		"5", "1.5", ".5", "5.", ".", "1.2.3", "-1", "+0", "9223372036", "9223372037", "99999999999", "0.0000000001", "1.s"} {
 		f.Add(s)
 	}
+	maxDuration := new(big.Rat).SetInt64(math.MaxInt64)
 	f.Fuzz(func(t *testing.T, s string) {
-		d, perr := time.ParseDuration(s)
-		good := perr == nil && d > 0
+		text := s
+		if s != "" && strings.Trim(s, "0123456789.") == "" && strings.Count(s, ".") <= 1 && s != "." {
+			text = s + "s" // seconds
+		}
+		exact, wellFormed := durationValue(text)
+		d, perr := time.ParseDuration(text)
+		switch {
+		case !wellFormed && perr == nil:
+			t.Fatalf("%q: ParseDuration gives %v, yet it is no duration", text, d)
+		case wellFormed && perr != nil:
+			// Refused only out of range (within a millisecond of the
+			// limit, ParseDuration's float arithmetic for fractions decides).
+			if room := new(big.Rat).Sub(maxDuration, new(big.Rat).Abs(exact)); room.Cmp(big.NewRat(1e6, 1)) > 0 {
+				t.Fatalf("%q: ParseDuration: %v, yet it is %s ns", text, perr, exact.FloatString(0))
+			}
+		}
+		why := ""
+		switch {
+		case perr == nil && d <= 0:
+			why = "the duration must be more than 0"
+		case perr != nil && wellFormed:
+			why = "out of range (at most 2562047h47m16.854775807s)"
+		case perr != nil:
+			why = "not a duration (try 1.5, 500ms, 2s, 1m)"
+		}
 		for _, argv := range [][]string{
 			{"wait", "-t", s, "PATH"},
 			{"broadcast", "-t=" + s, "PATH", "msg"},
 			{"-t", s, "listen", "PATH"},
+			{"listen", "-0t" + s, "PATH"},
 		} {
+			if argv[1] == "-0t"+s && (s == "" || s[0] == '=') {
+				continue // -0t takes the next word; -0t=V is -0 -t V
+			}
 			o, err := parseArgs(argv, io.Discard)
-			if good {
+			if why == "" {
 				if err != nil || o.timeout != d || o.args[0] != "PATH" {
 					t.Fatalf("parseArgs(%q): %v, timeout %v; want %v", argv, err, o, d)
 				}
@@ -502,10 +565,6 @@ func FuzzParseDuration(f *testing.F) {
 			var usage *usageError
 			if !errors.As(err, &usage) {
 				t.Fatalf("parseArgs(%q) = %v, %v; want a usage error", argv, o, err)
-			}
-			why := "not a duration (try 500ms, 2s, 1m)"
-			if perr == nil {
-				why = "the duration must be more than 0"
 			}
 			if want := "-t " + strconv.Quote(s) + ": " + why; usage.msg != want {
 				t.Fatalf("parseArgs(%q): %q, want %q", argv, usage.msg, want)
@@ -523,6 +582,9 @@ func FuzzParseArgs(f *testing.F) {
 		"wait\x00-t\x00soon\x00p", "wait\x00-m\x00(\x00p", "wait\x00-r\x0099\x00p", "chmod\x00rwx\x00p", "chown\x00:\x00p",
 		"help", "help\x00wait", "-h", "--help", "wait\x00-h", "", "frobnicate", "-t", "-t\x001s", "--\x00listen\x00p",
 		"listen\x00-m=a\x00p", "listen\x00--r=2\x00p", "info\x00-q\x00p", "-q", "-\x00listen",
+		"broadcast\x00-n0t1.5\x00p\x00-", "-0t\x005\x00wait\x00p", "listen\x00-m^x\x00-r3\x00p", "wait\x00-tn\x00p",
+		"listen\x00p\x00-t\x001s", "listen\x00p\x00--\x00--help", "listen\x00p\x00--help", "broadcast\x00p",
+		"chmod\x00-o\x00p", "chmod\x00-w\x00p", "--version", "version", "broadcast\x00-nq\x00p\x00m", "wait\x00-t\x0099999999999\x00p",
 	} {
 		f.Add(s)
 	}
@@ -550,6 +612,42 @@ func FuzzParseArgs(f *testing.F) {
 			}
 			if out.Len() != 0 {
 				t.Fatalf("parseArgs(%q) printed %q", argv, out.String())
+			}
+			// Without --, no operand after the first is a help word or
+			// starts with one of the subcommand's flags.
+			if !slices.Contains(argv, "--") {
+				for _, a := range o.args[min(1, len(o.args)):] {
+					if helpWord(a) || len(a) > 1 && a[0] == '-' && strings.IndexByte(sc.flags, (strings.TrimLeft(a, "-") + "?")[0]) >= 0 {
+						t.Fatalf("parseArgs(%q): operand %q after PATH", argv, a)
+					}
+				}
+			}
+			// The same options, written out one flag a word, read back the
+			// same: grouped, attached and flag-package forms mean what
+			// the plain ones do.
+			plain := []string{o.name}
+			for _, f := range []struct {
+				on   bool
+				word string
+			}{{o.excl, "-x"}, {o.nowait, "-n"}, {o.nul, "-0"}} {
+				if f.on {
+					plain = append(plain, f.word)
+				}
+			}
+			if o.timeout != 0 {
+				plain = append(plain, "-t", o.timeout.String())
+			}
+			if o.match != nil {
+				plain = append(plain, "-m", o.match.String())
+			}
+			if o.readyFD >= 0 {
+				plain = append(plain, "-r", strconv.Itoa(o.readyFD))
+			}
+			plain = append(append(plain, "--"), o.args...)
+			p, err := parseArgs(plain, io.Discard)
+			if err != nil || p.name != o.name || p.excl != o.excl || p.nowait != o.nowait || p.nul != o.nul || p.timeout != o.timeout ||
+				p.readyFD != o.readyFD || (p.match == nil) != (o.match == nil) || !slices.Equal(p.args, o.args) {
+				t.Fatalf("parseArgs(%q) = %+v, but parseArgs(%q) = %+v, %v", argv, *o, plain, p, err)
 			}
 		case errors.Is(err, errHelp):
 			if !strings.HasPrefix(out.String(), "usage: bus ") && !strings.HasPrefix(out.String(), "bus: broadcast short messages") {
