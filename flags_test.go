@@ -629,7 +629,7 @@ func FuzzParseArgs(f *testing.F) {
 			for _, f := range []struct {
 				on   bool
 				word string
-			}{{o.excl, "-x"}, {o.nowait, "-n"}, {o.nul, "-0"}} {
+			}{{o.excl, "-x"}, {o.nowait, "-n"}, {o.nul, "-0"}, {o.invert, "-v"}} {
 				if f.on {
 					plain = append(plain, f.word)
 				}
