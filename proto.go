@@ -13,9 +13,17 @@ package main
 //     listener is armed before the next writer can publish (race R1).
 //   - Between counting out and re-arming it waits only for N = 0, never for
 //     S = 0, so a fast listener cannot hide the zero from a slow one (R2).
-//   - A writer takes X { X -1 }, then closes the gate and publishes in one
-//     call, once no listener holds W { W 0, Q +1, N +1 }, and ends the round
-//     only when every listener has counted out { S 0, N -1, X +1 }.
+//   - A writer takes X once no listener holds W { X -1, W 0 }, then closes
+//     the gate and publishes in one call { W 0, Q +1, N +1 }, and ends the
+//     round only when every listener has counted out { S 0, N -1, X +1 }.
+//     With a take of { X -1 } alone, joins starved under two or more
+//     streaming writers: a join needs X = 1 and W = 0 at once, a finish gives
+//     X back while listeners still hold W, and a queued writer took it before
+//     the last one re-armed. Linux tries queued multi-semaphore operations in
+//     arrival order, so once the take waits for W = 0 too, whatever waited
+//     longest, join or writer, goes first when W reaches 0
+//     (TestJoinBeforeLaterWriter). Publish keeps its W 0: W can rise between
+//     take and publish when a dead writer left the gate open.
 //     protocol.md closes the gate as X is taken ({ X -1, Q +1 }); then every
 //     writer that times out waiting for W leaves one more on Q, which no
 //     release clears while W is held, until SEMVMX breaks the bus for good
@@ -68,8 +76,8 @@ var (
 	opRearm    = []sembuf{{semS, 1, semUndo}, {semQ, 1, semUndo}, {semW, -1, semUndo}}
 	opLeave    = []sembuf{{semS, -1, semUndo}, {semW, -1, semUndo}}
 
-	opTake       = []sembuf{{semX, -1, semUndo}}
-	opTakeNowait = []sembuf{{semX, -1, semUndo | ipcNowait}}
+	opTake       = []sembuf{{semX, -1, semUndo}, {semW, 0, 0}}
+	opTakeNowait = []sembuf{{semX, -1, semUndo | ipcNowait}, {semW, 0, 0}}
 	opPublish    = []sembuf{{semW, 0, 0}, {semQ, 1, 0}, {semN, 1, semUndo}}
 	opUntake     = []sembuf{{semX, 1, semUndo}}
 	opFinish     = []sembuf{{semS, 0, 0}, {semN, -1, semUndo}, {semX, 1, semUndo}}
@@ -379,7 +387,9 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 			}
 			continue
 		case syscall.EAGAIN:
-			if ops[0].flg&ipcNowait != 0 {
+			// The take's X -1 with IPC_NOWAIT fails at once when X is
+			// taken; its W 0 waits, and a timed-out wait is EAGAIN too.
+			if ops[0].flg&ipcNowait != 0 && (deadline.IsZero() || time.Now().Before(deadline)) {
 				return errBusy
 			}
 			return errTimeout

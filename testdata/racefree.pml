@@ -169,9 +169,12 @@ proctype Writer(byte me)
 	:: patient = 0
 	fi;
 next:
-	/* take: { X -1 UNDO, Q +1 } (GATE_AT_PUBLISH: { X -1 UNDO }) */
+	/* take: { X -1 UNDO, Q +1 } (GATE_AT_PUBLISH: { X -1 UNDO }; with
+	 * TAKE_W0 too: { X -1 UNDO, W 0 }) */
 	if
-#if defined(NOGATE) || defined(DRAFT1) || defined(GATE_AT_PUBLISH)
+#if defined(GATE_AT_PUBLISH) && defined(TAKE_W0)
+	:: d_step { X > 0 && W == 0 -> SAVEGATES; X--; adjX[me]++ }
+#elif defined(NOGATE) || defined(DRAFT1) || defined(GATE_AT_PUBLISH)
 	:: d_step { X > 0 -> SAVEGATES; X--; adjX[me]++ }
 #else
 	:: d_step { X > 0 -> SAVEGATES; X--; adjX[me]++; Q++ }
@@ -181,7 +184,9 @@ next:
 	fi;
 	/* publish: { W 0, N +1 UNDO } (GATE_AT_PUBLISH: { W 0, Q +1, N +1 UNDO }) */
 	if
-#if defined(GATE_AT_PUBLISH) && !defined(NOGATE)
+#if defined(GATE_AT_PUBLISH) && defined(NOPUBW0)
+	:: d_step { Q++; N++; adjN[me]--; snap[me] = regm; CLEARGATES }
+#elif defined(GATE_AT_PUBLISH) && !defined(NOGATE)
 	:: d_step { W == 0 -> Q++; N++; adjN[me]--; snap[me] = regm; CLEARGATES }
 #else
 	:: d_step { W == 0 -> N++; adjN[me]--; snap[me] = regm; CLEARGATES }
@@ -314,7 +319,15 @@ end_armed:
 	fi;
 	/* { S +1 UNDO, Q +1 UNDO, W -1 UNDO }: count in, re-arm, let writers in */
 	if
+#ifdef SPLIT_REARM
+	:: d_step { W--; adjW[me]++ }    /* mutant: W given back first, */
+	:: frail -> goto exit
+	fi;
+	if
+	:: d_step { S++; adjS[me]--; Q++; adjQ[me]-- }   /* then the re-arm */
+#else
 	:: d_step { S++; adjS[me]--; Q++; adjQ[me]--; W--; adjW[me]++ }
+#endif
 	:: frail -> goto exit
 	fi;
 	goto end_armed;

@@ -1,0 +1,558 @@
+package main
+
+// Fair joins (issue 15): a listener joining while several writers stream
+// back to back registers within milliseconds, not when the writers pause,
+// and no writer is starved meanwhile. The writers' take { X -1, W 0 } is
+// what makes it so: see proto.go's opening comment. TestJoinsWhileStreaming
+// asserts it with bounded waits; BenchmarkJoin measures it.
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// joinBound is how long one join may take in the test: a hundred times the
+// target (p90 50 ms), for qemu and a loaded machine. With the take
+// { X -1 } alone, most joins under 4 writers took longer than this.
+const joinBound = 5 * time.Second
+
+// TestJoinsWhileStreaming: 16 listeners, 4 writers streaming back to back,
+// then 30 `bus wait -r 3` in a row. Every join registers within joinBound,
+// every writer delivers a fair part of the messages meanwhile, and every
+// listener gets every message once, in each writer's order.
+func TestJoinsWhileStreaming(t *testing.T) {
+	r := runJoins(t, 4, 16, 30, joinBound)
+	t.Logf("%s", r)
+	if r.failed > 0 {
+		t.Fatalf("%d of %d joins did not register within %v (first: %s)", r.failed, len(r.joins), joinBound, r.firstFail)
+	}
+	for i, s := range r.shares {
+		// A fair share is 1/4; a starved writer delivers next to nothing.
+		if s < 0.05 {
+			t.Errorf("writer %d delivered %.1f%% of the messages during the joins (shares %v)", i, 100*s, r.shares)
+		}
+	}
+}
+
+// TestJoinBeforeLaterWriter: a join queued before a writer's take goes
+// first, which is what keeps joins from starving. The test holds the
+// rounds: an in-process listener L keeps W after message A, so that writer
+// B, then a `bus wait` J, then writer C queue up (seen in the semaphores'
+// wait counts: J and the writers wait on X or W). L then lets B's round run.
+// J must register before C's round and so take C's message. With the take
+// { X -1 } alone, C took X as B finished, while L still held W, and J got
+// the message after C's.
+func TestJoinBeforeLaterWriter(t *testing.T) {
+	path := newBus(t)
+	deadline := time.Now().Add(patience)
+	open := func(listener bool) *Bus {
+		b, err := Open(path, listener)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		return b
+	}
+	l := open(true)
+	if err := l.Join(deadline); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 4)
+	send := func(msg string) {
+		w := open(false)
+		go func() {
+			_, err := w.Broadcast([]byte(msg), deadline, false)
+			sent <- err
+		}()
+	}
+	var buf [shmSize]byte
+	take := func(want string) {
+		t.Helper()
+		n, err := l.Next(&buf, deadline)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("L: got %q (%v), want %q", buf[:n], err, want)
+		}
+		if err := l.CountOut(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finished := func(what string) {
+		t.Helper()
+		select {
+		case err := <-sent:
+			if err != nil {
+				t.Fatalf("broadcast %s: %v", what, err)
+			}
+		case <-time.After(patience):
+			t.Fatalf("broadcast %s not finished after %v", what, patience)
+		}
+	}
+	// Processes waiting on X (to take it) or W (for 0): the writers and J.
+	queued := func(want int, what string) {
+		t.Helper()
+		for {
+			n, e1 := semctl(l.semid, semX, semGetn, 0)
+			z, e2 := semctl(l.semid, semW, semGetz, 0)
+			if e1 != 0 || e2 != 0 {
+				t.Fatalf("GETNCNT, GETZCNT: %v, %v", e1, e2)
+			}
+			if n+z == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d waiting on X or W, want %d", what, n+z, want)
+			}
+			time.Sleep(time.Millisecond) // polling semaphore state, bounded
+		}
+	}
+
+	send("A")
+	take("A")
+	finished("A") // L holds W: X = 1, W = 1
+	send("B")
+	queued(1, "B")
+	j := busCommand("wait", "-r", "3", "-t", patience.String(), path)
+	rr, rw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb syncBuffer
+	j.ExtraFiles = []*os.File{rw}
+	j.Stdout, j.Stderr = &out, &errb
+	if err := j.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rw.Close()
+	defer rr.Close()
+	jdone := make(chan int, 1)
+	go func() { jdone <- exitCode(j.Wait()) }()
+	t.Cleanup(func() { j.Process.Kill(); <-jdone })
+	queued(2, "B, then J")
+	send("C")
+	queued(3, "B, then J, then C")
+
+	if err := l.Rearm(deadline); err != nil { // W = 0: B's round
+		t.Fatal(err)
+	}
+	take("B")
+	finished("B")
+	if err := l.Rearm(deadline); err != nil { // W = 0: J joins, C takes X
+		t.Fatal(err)
+	}
+	take("C")
+	finished("C")
+	if err := l.Rearm(deadline); err != nil {
+		t.Fatal(err)
+	}
+	send("D") // for a J that missed C
+	take("D")
+	finished("D")
+	if err := l.Rearm(deadline); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-jdone:
+		jdone <- code
+		if code != 0 {
+			t.Fatalf("J: exit status %d; stderr: %s", code, errb.String())
+		}
+	case <-time.After(patience):
+		t.Fatalf("J still running after %v; stderr: %s", patience, errb.String())
+	}
+	if got := out.String(); got != "C\n" {
+		t.Fatalf("J, queued before writer C, got %q, want \"C\\n\": C's take went before J's join", got)
+	}
+}
+
+// BenchmarkJoin reports the join latency (start of `bus wait -r 3` to its
+// ready line) of 30 joins in a row under 4 writers streaming into 16
+// listeners, and each writer's share of the messages meanwhile.
+//
+//	go test -run '^$' -bench Join -benchtime 1x -count 5
+func BenchmarkJoin(b *testing.B) {
+	var all []time.Duration
+	var failed int
+	var shares []float64
+	for range b.N {
+		r := runJoins(b, 4, 16, 30, joinBound)
+		b.Logf("%s", r)
+		all = append(all, r.joins...)
+		failed += r.failed
+		if shares == nil {
+			shares = make([]float64, len(r.shares))
+		}
+		for i, s := range r.shares {
+			shares[i] += s / float64(b.N)
+		}
+	}
+	med, p90, worst := latencies(all)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(med, "join-ms-median")
+	b.ReportMetric(p90, "join-ms-p90")
+	b.ReportMetric(worst, "join-ms-max")
+	b.ReportMetric(float64(failed), "joins-failed")
+	for i, s := range shares {
+		b.ReportMetric(100*s, "w"+strconv.Itoa(i)+"-share-%")
+	}
+}
+
+// joinRun is what runJoins saw.
+type joinRun struct {
+	writers, listeners int
+	joins              []time.Duration // each join, start to ready line (the bound if it failed)
+	failed             int
+	firstFail          string
+	shares             []float64 // each writer's part of what listener 0 got during the joins
+	messages           int64     // listener 0 got during the joins
+}
+
+func (r joinRun) String() string {
+	med, p90, worst := latencies(r.joins)
+	var sh []string
+	for _, s := range r.shares {
+		sh = append(sh, strconv.FormatFloat(100*s, 'f', 1, 64)+"%")
+	}
+	return fmt.Sprintf("%d writers, %d listeners: %d of %d joins registered; join ms median %.1f, p90 %.1f, max %.1f; writers' shares of %d messages: %s",
+		r.writers, r.listeners, len(r.joins)-r.failed, len(r.joins), med, p90, worst, r.messages, strings.Join(sh, " "))
+}
+
+// latencies returns the median, 90th percentile and maximum, in ms.
+func latencies(ds []time.Duration) (med, p90, worst float64) {
+	if len(ds) == 0 {
+		return 0, 0, 0
+	}
+	ms := make([]float64, len(ds))
+	for i, d := range ds {
+		ms[i] = float64(d) / float64(time.Millisecond)
+	}
+	slices.Sort(ms)
+	at := func(q float64) float64 { return ms[min(len(ms)-1, int(q*float64(len(ms))))] }
+	return median(ms), at(0.9), ms[len(ms)-1]
+}
+
+// fairListener is a `bus listen` counting each writer's messages ("wI SEQ"
+// lines) and checking their order.
+type fairListener struct {
+	cmd  *exec.Cmd
+	got  []atomic.Int64 // per writer: messages received, in order
+	err  atomic.Pointer[string]
+	done chan struct{}
+}
+
+// runJoins starts listeners and streaming writers on a bus of its own,
+// then joins `bus wait` processes one after the other, and stops and
+// checks everything. Failures of the harness are fatal; slow or failed
+// joins are counted for the caller to judge.
+func runJoins(tb testing.TB, writers, listeners, joins int, bound time.Duration) joinRun {
+	tb.Helper()
+	dir := tb.TempDir()
+	path := filepath.Join(dir, "bus")
+	if _, err := Create(path, true); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { removeQuietly(path) })
+
+	var ls []*fairListener
+	for range listeners {
+		ls = append(ls, startFairListener(tb, path, writers))
+	}
+	stop := make(chan struct{})
+	var ws []*fairWriter
+	for i := range writers {
+		ws = append(ws, startFairWriter(tb, path, i, stop))
+	}
+	stopped := false
+	stopWriters := func() {
+		if !stopped {
+			stopped = true
+			close(stop)
+		}
+	}
+	defer stopWriters()
+
+	// Let the stream start: every writer has delivered to listener 0.
+	deadline := time.Now().Add(patience)
+	for i := range ls[0].got {
+		for ls[0].got[i].Load() == 0 {
+			if time.Now().After(deadline) {
+				tb.Fatalf("writers not delivering after %v", patience)
+			}
+			time.Sleep(time.Millisecond) // polling a counter, not a synchronisation
+		}
+	}
+
+	r := joinRun{writers: writers, listeners: listeners}
+	before := counts(ls[0])
+	for i := range joins {
+		d, err := joinOnce(tb, path, bound)
+		if err != nil {
+			r.failed++
+			if r.firstFail == "" {
+				r.firstFail = fmt.Sprintf("join %d: %v", i, err)
+			}
+			d = bound
+		}
+		r.joins = append(r.joins, d)
+	}
+	after := counts(ls[0])
+	for i := range after {
+		r.messages += after[i] - before[i]
+	}
+	for i := range after {
+		r.shares = append(r.shares, float64(after[i]-before[i])/float64(max(r.messages, 1)))
+	}
+
+	stopWriters()
+	sent := make([]int64, writers)
+	for i, w := range ws {
+		sent[i] = w.wait(tb)
+	}
+	// Every listener gets everything that was sent, in order.
+	deadline = time.Now().Add(patience)
+	for i, l := range ls {
+		for w := range writers {
+			for l.got[w].Load() < sent[w] {
+				if e := l.err.Load(); e != nil {
+					tb.Fatalf("listener %d: %s", i, *e)
+				}
+				if time.Now().After(deadline) {
+					tb.Fatalf("listener %d: %d of writer %d's %d messages", i, l.got[w].Load(), w, sent[w])
+				}
+				time.Sleep(time.Millisecond) // polling a counter, bounded above
+			}
+			if got := l.got[w].Load(); got != sent[w] {
+				tb.Fatalf("listener %d: %d messages from writer %d, which sent %d", i, got, w, sent[w])
+			}
+		}
+	}
+	for _, l := range ls {
+		l.stop(tb)
+	}
+	return r
+}
+
+func counts(l *fairListener) []int64 {
+	c := make([]int64, len(l.got))
+	for i := range c {
+		c[i] = l.got[i].Load()
+	}
+	return c
+}
+
+// joinOnce runs `bus wait -r 3 -t BOUND PATH` and returns the time from its
+// start to its ready line. It then waits for the waiter to take a message
+// and exit 0.
+func joinOnce(tb testing.TB, path string, bound time.Duration) (time.Duration, error) {
+	tb.Helper()
+	cmd := busCommand("wait", "-r", "3", "-t", bound.String(), path)
+	rr, rw, err := os.Pipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out, errb strings.Builder
+	cmd.ExtraFiles = []*os.File{rw}
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	rw.Close()
+	ready := make(chan time.Duration, 1)
+	go func() {
+		var b [1]byte
+		n, _ := rr.Read(b[:]) // the ready line, or EOF if it exits without
+		rr.Close()
+		if n == 1 {
+			ready <- time.Since(start)
+		} else {
+			ready <- -1
+		}
+	}()
+	var d time.Duration
+	select {
+	case d = <-ready:
+	case <-time.After(bound + patience):
+		cmd.Process.Kill()
+		cmd.Wait()
+		tb.Fatalf("bus wait neither ready nor gone after %v", bound+patience)
+	}
+	code, err := waitBounded(cmd, patience)
+	if err != nil {
+		tb.Fatalf("bus wait: %v", err)
+	}
+	if d < 0 {
+		return 0, errors.New("not registered: exit status " + strconv.Itoa(code) + ", " + strings.TrimSpace(errb.String()))
+	}
+	if code != 0 || !strings.HasPrefix(out.String(), "w") {
+		tb.Fatalf("bus wait registered, then exit status %d, printed %q; stderr: %s", code, out.String(), errb.String())
+	}
+	return d, nil
+}
+
+func startFairListener(tb testing.TB, path string, writers int) *fairListener {
+	tb.Helper()
+	cmd := busCommand("listen", "-r", "3", path)
+	rr, rw, err := os.Pipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.ExtraFiles = []*os.File{rw}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	errb := &syncBuffer{}
+	cmd.Stderr = errb
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	rw.Close()
+	l := &fairListener{cmd: cmd, got: make([]atomic.Int64, writers), done: make(chan struct{})}
+	tb.Cleanup(func() { l.cmd.Process.Kill(); <-l.done })
+	go func() {
+		defer close(l.done)
+		defer cmd.Wait()
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if l.err.Load() != nil {
+				continue // drain
+			}
+			w, seq, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "w"), " ")
+			i, err1 := strconv.Atoi(w)
+			n, err2 := strconv.ParseInt(seq, 10, 64)
+			switch {
+			case !ok || err1 != nil || err2 != nil || i < 0 || i >= writers:
+				e := fmt.Sprintf("line %q is not \"wI SEQ\"", sc.Text())
+				l.err.Store(&e)
+			case n != l.got[i].Load():
+				e := fmt.Sprintf("from writer %d: message %d after %d (lost, doubled or out of order)", i, n, l.got[i].Load()-1)
+				l.err.Store(&e)
+			default:
+				l.got[i].Add(1)
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	ready := make(chan bool, 1)
+	go func() {
+		b, _ := io.ReadAll(rr)
+		rr.Close()
+		ready <- string(b) == "\n"
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			tb.Fatalf("listener did not get ready; stderr: %s", errb.String())
+		}
+	case <-time.After(patience):
+		tb.Fatalf("listener not ready after %v; stderr: %s", patience, errb.String())
+	}
+	return l
+}
+
+// stop ends a listener (it runs until killed) and reaps it.
+func (l *fairListener) stop(tb testing.TB) {
+	tb.Helper()
+	l.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-l.done:
+	case <-time.After(patience):
+		l.cmd.Process.Kill()
+		tb.Fatalf("listener %d did not end on SIGTERM", l.cmd.Process.Pid)
+	}
+}
+
+// fairWriter is a `bus broadcast PATH` fed "wI SEQ" lines until stop.
+type fairWriter struct {
+	cmd  *exec.Cmd
+	errb *syncBuffer
+	done chan error
+	sent int64 // lines fed, once the feeder has stopped
+	fed  chan struct{}
+}
+
+func startFairWriter(tb testing.TB, path string, i int, stop <-chan struct{}) *fairWriter {
+	tb.Helper()
+	cmd := busCommand("broadcast", path)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// A short pipe: once stopped, the writer has little left to send.
+	const fSetpipeSz = 1031
+	syscall.Syscall(syscall.SYS_FCNTL, pw.Fd(), fSetpipeSz, 4096)
+	w := &fairWriter{cmd: cmd, errb: &syncBuffer{}, done: make(chan error, 1), fed: make(chan struct{})}
+	cmd.Stdin, cmd.Stderr = pr, w.errb
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	pr.Close()
+	go func() { w.done <- cmd.Wait() }()
+	var once sync.Once
+	tb.Cleanup(func() {
+		once.Do(func() {
+			cmd.Process.Kill()
+			pw.Close()
+			<-w.fed
+		})
+	})
+	go func() {
+		defer close(w.fed)
+		defer pw.Close()
+		bw := bufio.NewWriterSize(pw, 512)
+		prefix := "w" + strconv.Itoa(i) + " "
+		for n := int64(0); ; n++ {
+			if n%16 == 0 {
+				select {
+				case <-stop:
+					if bw.Flush() == nil {
+						w.sent = n
+					} else {
+						w.sent = -1
+					}
+					return
+				default:
+				}
+			}
+			if _, err := bw.WriteString(prefix + strconv.FormatInt(n, 10) + "\n"); err != nil {
+				w.sent = -1
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// wait waits (bounded) for a stopped writer to send what it was fed and
+// exit 0, and returns how many messages it sent.
+func (w *fairWriter) wait(tb testing.TB) int64 {
+	tb.Helper()
+	select {
+	case <-w.fed:
+	case <-time.After(patience):
+		tb.Fatalf("writer %d: feeder stuck", w.cmd.Process.Pid)
+	}
+	select {
+	case err := <-w.done:
+		if code := exitCode(err); code != 0 || w.sent < 0 {
+			tb.Fatalf("writer %d: exit status %d, fed %d; stderr: %s", w.cmd.Process.Pid, code, w.sent, w.errb.String())
+		}
+	case <-time.After(patience):
+		w.cmd.Process.Kill()
+		tb.Fatalf("writer %d still running %v after its input ended", w.cmd.Process.Pid, patience)
+	}
+	return w.sent
+}
