@@ -136,15 +136,49 @@ var spinModels = []spinModel{
 		panFlags: []string{"-m100000"},
 	},
 	{
-		// What proto.go does: the gate closed in the publish call
+		// What proto.go does: the take waits for W = 0 too { X -1, W 0 }
+		// (fair joins), and the gate closes in the publish call
 		// { W 0, Q +1, N +1 }, not when taking X; must pass, and a writer
 		// that gives up before publishing must leave Q's gates as it
 		// found them (LEAKCHECK).
+		name:      "racefree_take_w0",
+		model:     "racefree.pml",
+		spinFlags: []string{"-DGATE_AT_PUBLISH", "-DTAKE_W0", "-DLEAKCHECK"},
+		cflags:    []string{"-DSAFETY", "-DNOFAIR", "-DMEMLIM=8192"},
+		panFlags:  []string{"-m100000"},
+	},
+	{
+		// The take { X -1 } alone (the writer before fair joins); must
+		// pass. Its behaviours include the fair take's, so it also covers
+		// writers of both kinds on one bus.
 		name:      "racefree_gate_at_publish",
 		model:     "racefree.pml",
 		spinFlags: []string{"-DGATE_AT_PUBLISH", "-DLEAKCHECK"},
 		cflags:    []string{"-DSAFETY", "-DNOFAIR", "-DMEMLIM=8192"},
 		panFlags:  []string{"-m100000"},
+	},
+	{
+		// The fair take relies on W = 0 meaning every listener re-armed:
+		// with W given back before the re-arm { W -1 }, { S +1, Q +1 }, a
+		// writer takes X and finishes a round that a registered listener
+		// missed. Must fail.
+		name:      "racefree_take_w0_split_rearm",
+		model:     "racefree.pml",
+		spinFlags: []string{"-DGATE_AT_PUBLISH", "-DTAKE_W0", "-DSPLIT_REARM"},
+		cflags:    []string{"-DSAFETY", "-DNOFAIR", "-DMEMLIM=8192"},
+		panFlags:  []string{"-m100000"},
+		wantFail:  "assertion violated",
+	},
+	{
+		// The take's W 0 does not make publish's W 0 redundant: a dead
+		// writer's open gate lets a listener take W in between, and a
+		// publish without W 0 tears its copy. Must fail.
+		name:      "racefree_take_w0_publish_without_w0",
+		model:     "racefree.pml",
+		spinFlags: []string{"-DGATE_AT_PUBLISH", "-DTAKE_W0", "-DNOPUBW0"},
+		cflags:    []string{"-DSAFETY", "-DNOFAIR", "-DMEMLIM=8192"},
+		panFlags:  []string{"-m100000"},
+		wantFail:  "assertion violated",
 	},
 	{
 		// Section 4 as written leaks a gate on Q per writer that times out

@@ -58,7 +58,7 @@
  *     and the writer's "how many had not taken it" count are not modelled.
  *
  * Check (exhaustive, no compression; the whole state space; this is what
- * spin_model_test.go runs):
+ * TestSpinModels runs):
  *   spin -a racefree.pml
  *   gcc -O2 -DSAFETY -DNOFAIR -DMEMLIM=8192 -o pan pan.c
  *   ./pan -m100000
@@ -77,10 +77,17 @@
  *     5.3 GB.
  *
  * Variants (spin -D... -a racefree.pml, same gcc and pan flags; all run by
- * spin_model_test.go):
- *   -DGATE_AT_PUBLISH  what proto.go does: the take is { X -1 UNDO } and
- *             the gate closes in the publish call { W 0, Q +1, N +1 UNDO }.
- *             Passes: 12,356,540 states, depth 95, 16.5 s, 1.25 GB.
+ * TestSpinModels):
+ *   -DGATE_AT_PUBLISH  the take is { X -1 UNDO } and the gate closes in the
+ *             publish call { W 0, Q +1, N +1 UNDO }. Passes: 12,356,540
+ *             states, depth 95, 16.5 s, 1.25 GB. Its behaviours include
+ *             TAKE_W0's, so writers of both kinds may share a bus.
+ *   -DGATE_AT_PUBLISH -DTAKE_W0  what proto.go does: the take waits for
+ *             W = 0 too { X -1 UNDO, W 0 } (fair joins: a join and a take
+ *             then wait for the same moment, and Linux serves them in
+ *             arrival order). With -DLEAKCHECK it passes: 11,376,560
+ *             states, depth 95, 15.4 s on an idle machine (48 s loaded),
+ *             1.1 GB.
  *   -DLEAKCHECK  adds: a writer that gives up waiting for W leaves the
  *             writers' gates on Q (Q less the listeners' pending arms) as it
  *             found them. With -DGATE_AT_PUBLISH it passes (12,356,540
@@ -91,6 +98,15 @@
  *             TestGateDoesNotLeak shows on the real objects).
  *
  * Mutants (the same file, preprocessor switches; each must FAIL):
+ *   -DGATE_AT_PUBLISH -DTAKE_W0 -DSPLIT_REARM  the listener gives W back
+ *             before re-arming ({ W -1 }, then { S +1, Q +1 }): what the
+ *             fair take relies on, W = 0 only once every listener is armed,
+ *             is gone, and a writer finishes a round that a registered
+ *             listener missed: assertion violated at depth 38.
+ *   -DGATE_AT_PUBLISH -DTAKE_W0 -DNOPUBW0  publish without { W 0 }, the
+ *             take's being thought enough: a listener released by a dead
+ *             writer's open gate takes W after the take, and the copy tears
+ *             (depth 40, 427,723 states).
  *   -DNOGATE  the writer's take is { X -1 } without the gate { Q +1 }
  *             (racefree_nogate.pml, also run by the Go test): torn copy at
  *             depth 40, 452,752 states.
