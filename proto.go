@@ -81,6 +81,7 @@ var (
 	opPublish    = []sembuf{{semW, 0, 0}, {semQ, 1, 0}, {semN, 1, semUndo}}
 	opUntake     = []sembuf{{semX, 1, semUndo}}
 	opFinish     = []sembuf{{semS, 0, 0}, {semN, -1, semUndo}, {semX, 1, semUndo}}
+	opFinishNow  = []sembuf{{semS, 0, ipcNowait}, {semN, -1, semUndo}, {semX, 1, semUndo}}
 	opCloseGate  = []sembuf{{semQ, 1, 0}}
 	opGiveUp     = []sembuf{{semN, -1, semUndo}, {semX, 1, semUndo}}
 )
@@ -470,7 +471,8 @@ func (b *Bus) Leave() error { return b.semop(opLeave, time.Time{}) }
 // Broadcast sends msg to every registered listener and returns once each
 // has copied it. With a deadline it gives up when it passes, with
 // errTimeout: missed is -1 if nothing was sent, else how many listeners
-// had not taken the message.
+// had not taken the message (at least 1). Past the deadline, a message
+// every listener has taken is sent (nil), even if some are still copying.
 func (b *Bus) Broadcast(msg []byte, deadline time.Time, nowait bool) (missed int, err error) {
 	take := opTake
 	if nowait {
@@ -485,6 +487,17 @@ func (b *Bus) Broadcast(msg []byte, deadline time.Time, nowait bool) (missed int
 	}
 	n := copy(b.mem[:maxMessage], msg)
 	b.mem[n] = 0
+	// The listeners registered at the release, for a timeout's count: from
+	// the publish to the release S only falls (a listener leaving while
+	// armed), as joins need X and re-arms N = 0.
+	registered := 0
+	if !deadline.IsZero() {
+		var e syscall.Errno
+		if registered, e = semctl(b.semid, semS, semGetval, 0); e != 0 {
+			b.semop(opGiveUp, time.Time{})
+			return 0, b.semError(e)
+		}
+	}
 	if err := b.setQ0(); err != nil {
 		return 0, err
 	}
@@ -506,14 +519,31 @@ func (b *Bus) Broadcast(msg []byte, deadline time.Time, nowait bool) (missed int
 		}
 		wait = min(2*wait, rereleaseMax)
 	}
+	// One last try, without waiting: the listeners may all have counted
+	// out since the wait timed out.
+	if err := b.semop(opFinishNow, time.Time{}); err != errBusy {
+		return 0, err
+	}
 	// Close the gate before finishing, so that no listener that was not
 	// released yet slips through to the next writer's segment.
 	if err := b.semop(opCloseGate, time.Time{}); err != nil {
 		return 0, err
 	}
-	missed, _ = semctl(b.semid, semS, semGetval, 0)
+	// Missed: the listeners not released, now that none can be. S also
+	// counts those still copying, which hold W, as do those that counted
+	// out (no longer in S): registered - W is what the release did not
+	// reach, plus any that left during the round. A listener copying will
+	// have the message: no writer publishes before W is 0.
+	var all ipcBuf
+	if e := semctlBuf(b.semid, semGetall, &all); e != 0 {
+		return 0, b.semError(e)
+	}
+	missed = max(0, min(all.ushort(semS), registered-all.ushort(semW)))
 	if err := b.semop(opGiveUp, time.Time{}); err != nil {
 		return 0, err
+	}
+	if missed == 0 {
+		return 0, nil
 	}
 	return missed, errTimeout
 }
