@@ -34,7 +34,7 @@ const joinBound = 5 * time.Second
 // every writer delivers a fair part of the messages meanwhile, and every
 // listener gets every message once, in each writer's order.
 func TestJoinsWhileStreaming(t *testing.T) {
-	r := runJoins(t, 4, 16, 30, joinBound)
+	r := runJoins(t, 4, 16, 30, joinBound, 0)
 	t.Logf("%s", r)
 	if r.failed > 0 {
 		t.Fatalf("%d of %d joins did not register within %v (first: %s)", r.failed, len(r.joins), joinBound, r.firstFail)
@@ -186,11 +186,14 @@ func BenchmarkJoin(b *testing.B) {
 	var all []time.Duration
 	var failed int
 	var shares []float64
+	var rates, streamRates []float64
 	for range b.N {
-		r := runJoins(b, 4, 16, 30, joinBound)
+		r := runJoins(b, 4, 16, 30, joinBound, time.Second)
 		b.Logf("%s", r)
 		all = append(all, r.joins...)
 		failed += r.failed
+		rates = append(rates, r.rate())
+		streamRates = append(streamRates, r.streamRate)
 		if shares == nil {
 			shares = make([]float64, len(r.shares))
 		}
@@ -204,6 +207,8 @@ func BenchmarkJoin(b *testing.B) {
 	b.ReportMetric(p90, "join-ms-p90")
 	b.ReportMetric(worst, "join-ms-max")
 	b.ReportMetric(float64(failed), "joins-failed")
+	b.ReportMetric(median(rates), "msgs/s")
+	b.ReportMetric(median(streamRates), "stream-msgs/s")
 	for i, s := range shares {
 		b.ReportMetric(100*s, "w"+strconv.Itoa(i)+"-share-%")
 	}
@@ -215,8 +220,10 @@ type joinRun struct {
 	joins              []time.Duration // each join, start to ready line (the bound if it failed)
 	failed             int
 	firstFail          string
-	shares             []float64 // each writer's part of what listener 0 got during the joins
-	messages           int64     // listener 0 got during the joins
+	shares             []float64     // each writer's part of what listener 0 got during the joins
+	messages           int64         // listener 0 got during the joins
+	elapsed            time.Duration // the joins took
+	streamRate         float64       // listener 0's messages a second before the joins
 }
 
 func (r joinRun) String() string {
@@ -225,8 +232,13 @@ func (r joinRun) String() string {
 	for _, s := range r.shares {
 		sh = append(sh, strconv.FormatFloat(100*s, 'f', 1, 64)+"%")
 	}
-	return fmt.Sprintf("%d writers, %d listeners: %d of %d joins registered; join ms median %.1f, p90 %.1f, max %.1f; writers' shares of %d messages: %s",
-		r.writers, r.listeners, len(r.joins)-r.failed, len(r.joins), med, p90, worst, r.messages, strings.Join(sh, " "))
+	return fmt.Sprintf("%d writers, %d listeners: %d of %d joins registered; join ms median %.1f, p90 %.1f, max %.1f; writers' shares of %d messages (%.0f a second; %.0f before the joins): %s",
+		r.writers, r.listeners, len(r.joins)-r.failed, len(r.joins), med, p90, worst, r.messages, r.rate(), r.streamRate, strings.Join(sh, " "))
+}
+
+// rate is listener 0's messages a second during the joins.
+func (r joinRun) rate() float64 {
+	return float64(r.messages) / max(r.elapsed.Seconds(), 1e-9)
 }
 
 // latencies returns the median, 90th percentile and maximum, in ms.
@@ -253,10 +265,10 @@ type fairListener struct {
 }
 
 // runJoins starts listeners and streaming writers on a bus of its own,
-// then joins `bus wait` processes one after the other, and stops and
-// checks everything. Failures of the harness are fatal; slow or failed
+// measures the stream's rate over window (if not 0), then joins `bus wait`
+// processes one after the other, and stops and checks everything. Failures of the harness are fatal; slow or failed
 // joins are counted for the caller to judge.
-func runJoins(tb testing.TB, writers, listeners, joins int, bound time.Duration) joinRun {
+func runJoins(tb testing.TB, writers, listeners, joins int, bound, window time.Duration) joinRun {
 	tb.Helper()
 	dir := tb.TempDir()
 	path := filepath.Join(dir, "bus")
@@ -295,7 +307,17 @@ func runJoins(tb testing.TB, writers, listeners, joins int, bound time.Duration)
 	}
 
 	r := joinRun{writers: writers, listeners: listeners}
+	if window > 0 {
+		c0, t0 := counts(ls[0]), time.Now()
+		time.Sleep(window) // a benchmark's measuring window
+		c1, t1 := counts(ls[0]), time.Now()
+		for i := range c1 {
+			r.streamRate += float64(c1[i] - c0[i])
+		}
+		r.streamRate /= t1.Sub(t0).Seconds()
+	}
 	before := counts(ls[0])
+	start := time.Now()
 	for i := range joins {
 		d, err := joinOnce(tb, path, bound)
 		if err != nil {
@@ -308,6 +330,7 @@ func runJoins(tb testing.TB, writers, listeners, joins int, bound time.Duration)
 		r.joins = append(r.joins, d)
 	}
 	after := counts(ls[0])
+	r.elapsed = time.Since(start)
 	for i := range after {
 		r.messages += after[i] - before[i]
 	}
