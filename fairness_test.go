@@ -228,12 +228,16 @@ type joinRun struct {
 
 func (r joinRun) String() string {
 	med, p90, worst := latencies(r.joins)
+	before := ""
+	if r.streamRate > 0 {
+		before = fmt.Sprintf("; %.0f before the joins", r.streamRate)
+	}
 	var sh []string
 	for _, s := range r.shares {
 		sh = append(sh, strconv.FormatFloat(100*s, 'f', 1, 64)+"%")
 	}
-	return fmt.Sprintf("%d writers, %d listeners: %d of %d joins registered; join ms median %.1f, p90 %.1f, max %.1f; writers' shares of %d messages (%.0f a second; %.0f before the joins): %s",
-		r.writers, r.listeners, len(r.joins)-r.failed, len(r.joins), med, p90, worst, r.messages, r.rate(), r.streamRate, strings.Join(sh, " "))
+	return fmt.Sprintf("%d writers, %d listeners: %d of %d joins registered; join ms median %.1f, p90 %.1f, max %.1f; writers' shares of %d messages (%.0f a second%s): %s",
+		r.writers, r.listeners, len(r.joins)-r.failed, len(r.joins), med, p90, worst, r.messages, r.rate(), before, strings.Join(sh, " "))
 }
 
 // rate is listener 0's messages a second during the joins.

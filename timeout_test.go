@@ -9,33 +9,44 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
 // TestTimeoutCountsOnlyMissed: broadcasts with a -t so short that many
 // rounds end at the deadline, some while listeners are still copying: 400
 // one-shot `bus broadcast -t 150us` processes, then a stream of 400 lines
-// with the same -t. Each listener released before the writer gave up
+// with the same -t, then that stream again with one listener stopped
+// (SIGSTOP), so that every message times out with it among the missed
+// (and, at times, others). Each listener released before the writer gave up
 // prints the message, the others never do, so for every message exactly
 // 4 - missed listeners print it (missed is 0 for a success; "nothing
 // sent": none print it). Whatever the timing, the counts must agree.
 // Before the fix, listeners still copying were counted as missed, and a
 // message they all took could say "0 listener(s)" and exit 124.
 func TestTimeoutCountsOnlyMissed(t *testing.T) {
-	t.Run("one-shot", func(t *testing.T) { testTimeoutCounts(t, false) })
-	t.Run("stream", func(t *testing.T) { testTimeoutCounts(t, true) })
+	t.Run("one-shot", func(t *testing.T) { testTimeoutCounts(t, false, false) })
+	t.Run("stream", func(t *testing.T) { testTimeoutCounts(t, true, false) })
+	t.Run("stream-one-stopped", func(t *testing.T) { testTimeoutCounts(t, true, true) })
 }
 
 // timeoutRE is one message's timeout, as `bus broadcast` reports it
 // (a stream's lines start "bus: stdin line N: ").
 var timeoutRE = regexp.MustCompile(`^bus: (?:stdin line (\d+): )?.*: timed out after \S+(?:: (\d+) listener\(s\) had not taken the message| waiting for the bus .*; nothing sent)$`)
 
-func testTimeoutCounts(t *testing.T, stream bool) {
+func testTimeoutCounts(t *testing.T, stream, stop bool) {
 	const listeners, messages = 4, 400
 	path := newBus(t)
 	var ls []*listener
 	for range listeners {
 		ls = append(ls, startListener(t, nil, "listen", path))
+	}
+	if stop {
+		// Whenever the stop takes effect, the counts below must agree: a
+		// listener released before it copies the message once continued.
+		p := ls[listeners-1].cmd.Process
+		p.Signal(syscall.SIGSTOP)
+		defer p.Signal(syscall.SIGCONT)
 	}
 	missed := make([]int, messages) // per message; -1: nothing sent
 	timedOut, notSent, badCount := 0, 0, 0
@@ -97,6 +108,9 @@ func testTimeoutCounts(t *testing.T, stream bool) {
 		}
 	}
 
+	if stop {
+		ls[listeners-1].cmd.Process.Signal(syscall.SIGCONT)
+	}
 	// Every message was sent before its writer exited; a last message
 	// without -t, which every listener gets, marks the end of the rest.
 	bus(t, "", "broadcast", path, "end").expect(t, 0, "")
