@@ -583,3 +583,84 @@ func (w *fairWriter) wait(tb testing.TB) int64 {
 	}
 	return w.sent
 }
+
+// TestNowaitWaitsForListeners: -n fails at once only when another writer
+// holds X. With X free and a listener still holding W (copying, or not yet
+// re-armed), the take { X -1 NOWAIT, W 0 } waits like any take: with -t it
+// times out ("nothing sent"), not "busy", and without it sends once W is 0.
+func TestNowaitWaitsForListeners(t *testing.T) {
+	path := newBus(t)
+	deadline := time.Now().Add(patience)
+	l, err := Open(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	w, err := Open(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := l.Join(deadline); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() { _, err := w.Broadcast([]byte("first"), deadline, false); sent <- err }()
+	var buf [shmSize]byte
+	if n, err := l.Next(&buf, deadline); err != nil || string(buf[:n]) != "first" {
+		t.Fatalf("got %q, %v", buf[:n], err)
+	}
+	if err := l.CountOut(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-sent:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(patience):
+		t.Fatal("first broadcast not finished")
+	}
+	// X = 1, W = 1: the listener has not re-armed.
+	bus(t, "", "broadcast", "-n", "-t", "200ms", path, "x").expect(t, 124, "waiting for the bus")
+	second := busCommand("broadcast", "-n", path, "second")
+	var errb syncBuffer
+	second.Stderr = &errb
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	code := make(chan int, 1)
+	go func() {
+		c, err := waitBounded(second, patience) // kills it after patience
+		if err != nil {
+			c = -1
+		}
+		code <- c
+	}()
+	// The second writer is queued on W (GETZCNT), then the listener re-arms.
+	for {
+		z, e := semctl(l.semid, semW, semGetz, 0)
+		if e != 0 {
+			t.Fatal(e)
+		}
+		if z == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("-n writer not waiting on W: %d waiting", z)
+		}
+		time.Sleep(time.Millisecond) // polling semaphore state, bounded
+	}
+	if err := l.Rearm(deadline); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.Next(&buf, deadline); err != nil || string(buf[:n]) != "second" {
+		t.Fatalf("got %q, %v", buf[:n], err)
+	}
+	if err := l.Stay(deadline); err != nil {
+		t.Fatal(err)
+	}
+	if c := <-code; c != 0 || errb.String() != "" {
+		t.Fatalf("-n writer: exit status %d (-1: killed after %v), stderr %q", c, patience, errb.String())
+	}
+}
