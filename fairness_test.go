@@ -55,11 +55,11 @@ func TestJoinsWhileStreaming(t *testing.T) {
 // TestJoinBeforeLaterWriter: a join queued before a writer's take goes
 // first, which is what keeps joins from starving. The test holds the
 // rounds: an in-process listener L keeps W after message A, so that writer
-// B, then a `bus wait` J, then writer C queue up (seen in the semaphores'
-// wait counts: J and the writers wait on X or W). L then lets B's round run.
-// J must register before C's round and so take C's message. With the take
-// { X -1 } alone, C took X as B finished, while L still held W, and J got
-// the message after C's.
+// B, then a `bus wait` J, then writer C (all processes) queue up, as the
+// semaphores' wait counts show (J and the writers wait on X or W). L then
+// lets B's round run. J must register before C's round and so take C's
+// message. With the take { X -1 } alone, C took X as B finished, while L
+// still held W, and J got the message after C's.
 func TestJoinBeforeLaterWriter(t *testing.T) {
 	path := newBus(t)
 	deadline := time.Now().Add(patience)
@@ -75,11 +75,23 @@ func TestJoinBeforeLaterWriter(t *testing.T) {
 	if err := l.Join(deadline); err != nil {
 		t.Fatal(err)
 	}
+	// The writers are processes: a signal to the test process (SIGCHLD)
+	// could interrupt an in-process writer's wait, which would then queue
+	// again, behind J.
 	sent := make(chan error, 4)
 	send := func(msg string) {
-		w := open(false)
+		t.Helper()
+		w := busCommand("broadcast", path, msg)
+		errb := &syncBuffer{}
+		w.Stderr = errb
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
 		go func() {
-			_, err := w.Broadcast([]byte(msg), deadline, false)
+			code, err := waitBounded(w, patience)
+			if err == nil && code != 0 {
+				err = fmt.Errorf("exit status %d, stderr %q", code, errb.String())
+			}
 			sent <- err
 		}()
 	}
