@@ -529,11 +529,12 @@ func (b *Bus) Broadcast(msg []byte, deadline time.Time, nowait bool) (missed int
 	if err := b.semop(opCloseGate, time.Time{}); err != nil {
 		return 0, err
 	}
-	// Missed: the listeners not released, now that none can be. S also
-	// counts those still copying, which hold W, as do those that counted
-	// out (no longer in S): registered - W is what the release did not
-	// reach, plus any that left during the round. A listener copying will
-	// have the message: no writer publishes before W is 0.
+	// Missed: the listeners not released, now that none can be. S counts
+	// them and those still copying, which will have the message (they hold
+	// W, and no writer publishes before W is 0); W counts those copying and
+	// those counted out. So registered - W is the unreleased plus any that
+	// left during the round, and the lesser of the two is exact unless some
+	// left, never less than the unreleased.
 	var all ipcBuf
 	if e := semctlBuf(b.semid, semGetall, &all); e != 0 {
 		return 0, b.semError(e)
