@@ -34,6 +34,11 @@ import (
 // fails on it.
 const joinBound = 5 * time.Second
 
+// drainBound bounds the end of the stream: once stopped, each writer still
+// has up to a pipe's worth (about 450 lines) to send to 16 listeners, which
+// under qemu takes seconds.
+const drainBound = 3 * patience
+
 // TestJoinsWhileStreaming: 16 listeners, 4 writers streaming back to back,
 // then 30 `bus wait -r 3` in a row. Every join registers within joinBound,
 // every writer delivers a fair part of the messages meanwhile, and every
@@ -365,7 +370,7 @@ func runJoins(tb testing.TB, writers, listeners, joins int, bound, window time.D
 		sent[i] = w.wait(tb)
 	}
 	// Every listener gets everything that was sent, in order.
-	deadline = time.Now().Add(patience)
+	deadline = time.Now().Add(drainBound)
 	for i, l := range ls {
 		for w := range writers {
 			for l.got[w].Load() < sent[w] {
@@ -586,17 +591,17 @@ func (w *fairWriter) wait(tb testing.TB) int64 {
 	tb.Helper()
 	select {
 	case <-w.fed:
-	case <-time.After(patience):
-		tb.Fatalf("writer %d: feeder stuck", w.cmd.Process.Pid)
+	case <-time.After(drainBound):
+		tb.Fatalf("writer %d: feeder stuck for %v", w.cmd.Process.Pid, drainBound)
 	}
 	select {
 	case err := <-w.done:
 		if code := exitCode(err); code != 0 || w.sent < 0 {
 			tb.Fatalf("writer %d: exit status %d, fed %d; stderr: %s", w.cmd.Process.Pid, code, w.sent, w.errb.String())
 		}
-	case <-time.After(patience):
+	case <-time.After(drainBound):
 		w.cmd.Process.Kill()
-		tb.Fatalf("writer %d still running %v after its input ended", w.cmd.Process.Pid, patience)
+		tb.Fatalf("writer %d still running %v after its input ended", w.cmd.Process.Pid, drainBound)
 	}
 	return w.sent
 }
