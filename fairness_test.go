@@ -530,7 +530,7 @@ type fairWriter struct {
 
 func startFairWriter(tb testing.TB, path string, i int, stop <-chan struct{}) *fairWriter {
 	tb.Helper()
-	cmd := busCommand("broadcast", path)
+	cmd := busCommand("broadcast", path, "-")
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		tb.Fatal(err)

@@ -82,7 +82,7 @@ func testTimeoutCounts(t *testing.T, stream, stop bool) {
 		for i := range messages {
 			fmt.Fprintf(&in, "m%d\n", i)
 		}
-		r := bus(t, in.String(), "broadcast", "-t", "150us", path)
+		r := bus(t, in.String(), "broadcast", "-t", "150us", path, "-")
 		for _, line := range strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n") {
 			if line != "" {
 				report(0, line)
