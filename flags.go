@@ -88,10 +88,10 @@ Example:
 
 Example:
   bus chgrp wheel /run/bus/net`},
-	"info": {"info PATH", "", 1, 1, `Show what a bus is made of and who is using it: keys, owners and modes,
-registered listeners, a broadcast in progress, the processes waiting on each
-semaphore, and every process that has the bus attached with its state (a
-stopped listener is what usually holds a bus up). Status 1 if it is stale.
+	"info": {"info PATH", "", 1, 1, `Show what a bus is made of and who uses it: keys, owners, modes, listeners,
+a broadcast in progress, waiters on each semaphore, and every process
+attached with its state (a stopped listener usually holds a bus up).
+Status 0 only if the bus works, else 1 with a line on stderr per problem.
 
 Example:
   bus info /run/bus/net`},
@@ -100,8 +100,8 @@ Example:
 Example:
   bus help wait`},
 	"version": {"version", "", 0, 0, `Show which bus this is: "bus VERSION", from what the go command recorded
-when it built bus (the module's version, else the commit). bus --version
-does the same.
+when it built bus (the module's version, else the commit, else devel).
+Same as bus --version.
 
 Example:
   bus version`},
