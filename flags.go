@@ -43,7 +43,7 @@ for MESSAGE, send each line of stdin as one message, in order. A message is
 at most 2047 bytes of UTF-8 text without NUL; by convention it starts with
 the sender's pid (or 0) and a space.
 
-  -n           fail at once (status 1) if another process is broadcasting
+  -n           fail (status 1) if another process is broadcasting
   -t DURATION  give up after DURATION (1.5, 500ms, 2s, 1m; per message from
                stdin): status 124, with how many listeners missed it
   -0           with -: messages end with NUL, not newline
