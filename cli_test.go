@@ -140,6 +140,16 @@ func TestWait(t *testing.T) {
 	if code := w.exit(); code != 7 {
 		t.Fatalf("wait exited %d, want the command's 7", code)
 	}
+	// A COMMAND that starts with -, after --, is sh's command, not its
+	// option: sh -c -- COMMAND (sh -c -x... was "Illegal option").
+	w = startListener(t, nil, "wait", path, "--", `-x 2>/dev/null; echo "got $msg"`)
+	bus(t, "", "broadcast", path, "2 go").expect(t, 0, "")
+	if got := w.next(); got != "got 2 go" {
+		t.Fatalf("a command starting with -: got %q", got)
+	}
+	if code := w.exit(); code != 0 {
+		t.Fatalf("a command starting with -: wait exited %d", code)
+	}
 	// -m: the first match only; -0 ends it with NUL.
 	w = startListener(t, nil, "wait", "-0", "-m", "^[0-9]+ ready$", path)
 	bus(t, "", "broadcast", path, "1 starting").expect(t, 0, "")

@@ -474,7 +474,7 @@ func (r *runner) spawn(msg string) (pid int, err error) {
 			}
 		}
 		r.files = [3]*os.File{stdin, fileFor(r.stdout), fileFor(r.stderr)}
-		r.sh, r.argv = sh, []string{"sh", "-c", r.command}
+		r.sh, r.argv = sh, []string{"sh", "-c", "--", r.command}
 		r.attr = &syscall.ProcAttr{Env: append(os.Environ(), ""),
 			Files: []uintptr{r.files[0].Fd(), r.files[1].Fd(), r.files[2].Fd()}}
 	}
