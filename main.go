@@ -26,6 +26,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -306,7 +307,10 @@ func listen(o *options, deadline time.Time, stdin io.Reader, stdout, stderr io.W
 	if len(o.args) == 2 {
 		run = newRunner(o.args[1], stdin, stdout, stderr)
 	} else {
-		b.raw = true // nothing else runs in this process
+		// Nothing else runs in this process: its waits are raw (see
+		// Bus.raw), and with one P a Gosched wakes no thread to look for work.
+		b.raw = true
+		runtime.GOMAXPROCS(1)
 	}
 	sep := byte('\n')
 	if o.nul {

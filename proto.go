@@ -114,12 +114,8 @@ type Bus struct {
 	// syscall.Syscall, the scheduler's hand-offs tripled a listener's
 	// context switches per message (6.6 against 2.0, 16 listener processes
 	// on 2 cores) and its time per message (713 against 230 us). Only for
-	// a process with nothing else to run: the runtime's preemption signal
-	// still interrupts the wait (EINTR), and the Gosched after it lets a
-	// stop-the-world or another goroutine through. That signal comes when
-	// the thread has held its P for 10 ms: the wait then goes on through
-	// the scheduler, so that an idle listener sleeps. Raw to the end, it
-	// woke 100 times a second, its runtime's threads 100 more.
+	// a process with nothing else to run. See semop for how it stays clear
+	// of the runtime's preemption and how an idle listener comes to sleep.
 	raw bool
 }
 
@@ -357,20 +353,69 @@ func (b *Bus) Close() {
 	}
 }
 
+// A raw wait holds the thread's P, so to the runtime its goroutine runs on,
+// and after 10 ms without a reschedule sysmon sends the preemption signal
+// (SIGURG). That signal used to end the raw wait: then a Gosched woke
+// another thread to take the goroutine (two Ps), and the wait went on
+// through the scheduler, whose end woke sysmon from deep sleep into 20 us
+// polling. On a loaded machine, per message and listener, that was 0.1
+// signals, 0.2 futex calls and 0.5 sysmon wake-ups at 64 listeners; at
+// 128, 1.1, 4.6 and 17, feeding itself (41 ms a message). Now a raw wait
+// yields before sysmon would signal: it lasts at most rawSlice after the
+// last Gosched, which runs at least every yieldEvery (with one P and one
+// goroutine, see listen, a Gosched makes no system call). After rawIdle
+// with no broadcast in progress (X free), or rawPhase in any case, the
+// process is idle: the wait goes on through the scheduler, so that sysmon,
+// seeing no P busy, sleeps (TestIdleListenerSleeps).
+const (
+	yieldEvery = 4 * time.Millisecond
+	rawSlice   = 8 * time.Millisecond
+	rawIdle    = 50 * time.Millisecond
+	rawPhase   = time.Second
+)
+
+// yielded is when a raw wait last called runtime.Gosched: the process's,
+// not a Bus's (one goroutine waits raw; and a time.Time in Bus would bring
+// time's zone types into the binary, 4 KB).
+var yielded time.Time
+
 // semop applies ops, retrying on EINTR (the Go runtime signals its threads)
 // with the time left until deadline; the zero deadline waits forever.
 func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 	raw := b.raw
+	var start time.Time // of the raw wait
+	var t timespec
 	for {
 		var ts *timespec
+		var left time.Duration
+		var now time.Time
+		if raw || !deadline.IsZero() {
+			now = time.Now()
+		}
 		if !deadline.IsZero() {
-			left := time.Until(deadline)
-			if left <= 0 {
+			if left = deadline.Sub(now); left <= 0 {
 				return errTimeout
 			}
+		}
+		sliced := false
+		if raw {
+			if start.IsZero() {
+				start = now
+			}
+			since := now.Sub(yielded)
+			if since >= yieldEvery {
+				runtime.Gosched()
+				yielded, since = now, 0
+			}
+			if slice := rawSlice - since; deadline.IsZero() || slice < left {
+				left, sliced = slice, true
+			}
+		}
+		if left > 0 {
 			// At most 2^31-1 s (68 years): 32-bit kernels read a signed
 			// 32-bit tv_sec, and more is EINVAL (taken for a removed bus).
-			ts = &timespec{uintptr(min(left/time.Second, 1<<31-1)), uintptr(left % time.Second)}
+			t = timespec{uintptr(min(left/time.Second, 1<<31-1)), uintptr(left % time.Second)}
+			ts = &t
 		}
 		var e syscall.Errno
 		if raw {
@@ -382,9 +427,9 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 		case 0:
 			return nil
 		case syscall.EINTR:
-			if raw { // most likely the preemption signal: see Bus.raw
+			if raw { // a stop-the-world's preemption: let it through
 				runtime.Gosched()
-				raw = false
+				yielded = time.Now()
 			}
 			continue
 		case syscall.EAGAIN:
@@ -392,6 +437,17 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 			// taken; its W 0 waits, and a timed-out wait is EAGAIN too.
 			if ops[0].flg&ipcNowait != 0 && (deadline.IsZero() || time.Now().Before(deadline)) {
 				return errBusy
+			}
+			if sliced { // the slice ran out, not the deadline
+				runtime.Gosched()
+				yielded = time.Now()
+				if waited := yielded.Sub(start); waited >= rawIdle {
+					// Raw on while a broadcast is in progress (X taken): the
+					// wait is for processes that run, only slowly.
+					x, _ := semctl(b.semid, semX, semGetval, 0)
+					raw = x == 0 && waited < rawPhase
+				}
+				continue
 			}
 			return errTimeout
 		}
