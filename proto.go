@@ -374,44 +374,50 @@ const (
 	rawPhase   = time.Second
 )
 
-// yielded is when a raw wait last called runtime.Gosched: the process's,
-// not a Bus's (one goroutine waits raw; and a time.Time in Bus would bring
-// time's zone types into the binary, 4 KB).
-var yielded time.Time
+// The raw waits' clock: the time until a Time read once is one vDSO call,
+// where time.Now is two. Package variables, not Bus fields: one goroutine
+// waits raw, and a time.Time in Bus would bring time's zone types in (4 KB).
+var (
+	epoch   time.Time
+	yielded time.Duration // since epoch: when a raw wait last yielded
+)
+
+func monotonic() time.Duration {
+	if epoch.IsZero() {
+		epoch = time.Now()
+	}
+	return -time.Until(epoch) // time.Since would be 200 more bytes
+}
 
 // semop applies ops, retrying on EINTR (the Go runtime signals its threads)
 // with the time left until deadline; the zero deadline waits forever.
 func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 	raw := b.raw
-	var start time.Time // of the raw wait
+	start := time.Duration(-1) // of the raw wait
 	var t timespec
 	for {
-		var ts *timespec
-		var left time.Duration
-		var now time.Time
-		if raw || !deadline.IsZero() {
-			now = time.Now()
-		}
+		left := time.Duration(-1) // no timeout
 		if !deadline.IsZero() {
-			if left = deadline.Sub(now); left <= 0 {
+			if left = time.Until(deadline); left <= 0 {
 				return errTimeout
 			}
 		}
 		sliced := false
 		if raw {
-			if start.IsZero() {
+			now := monotonic()
+			if start < 0 {
 				start = now
 			}
-			since := now.Sub(yielded)
-			if since >= yieldEvery {
+			if now-yielded >= yieldEvery {
 				runtime.Gosched()
-				yielded, since = now, 0
+				yielded = now
 			}
-			if slice := rawSlice - since; deadline.IsZero() || slice < left {
+			if slice := yielded + rawSlice - now; left < 0 || slice < left {
 				left, sliced = slice, true
 			}
 		}
-		if left > 0 {
+		var ts *timespec
+		if left >= 0 {
 			// At most 2^31-1 s (68 years): 32-bit kernels read a signed
 			// 32-bit tv_sec, and more is EINVAL (taken for a removed bus).
 			t = timespec{uintptr(min(left/time.Second, 1<<31-1)), uintptr(left % time.Second)}
@@ -427,10 +433,7 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 		case 0:
 			return nil
 		case syscall.EINTR:
-			if raw { // a stop-the-world's preemption: let it through
-				runtime.Gosched()
-				yielded = time.Now()
-			}
+			yielded = -yieldEvery // raw, yield next: a stop-the-world may wait
 			continue
 		case syscall.EAGAIN:
 			// The take's X -1 with IPC_NOWAIT fails at once when X is
@@ -438,10 +441,8 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 			if ops[0].flg&ipcNowait != 0 && (deadline.IsZero() || time.Now().Before(deadline)) {
 				return errBusy
 			}
-			if sliced { // the slice ran out, not the deadline
-				runtime.Gosched()
-				yielded = time.Now()
-				if waited := yielded.Sub(start); waited >= rawIdle {
+			if sliced { // the slice ran out, not the deadline: yield next
+				if waited := monotonic() - start; waited >= rawIdle {
 					// Raw on while a broadcast is in progress (X taken): the
 					// wait is for processes that run, only slowly.
 					x, _ := semctl(b.semid, semX, semGetval, 0)
