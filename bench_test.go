@@ -210,26 +210,30 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// BenchmarkYardstick: 20,000 messages from one writer process (`bus
-// broadcast` reading stdin; `refproto write`) to L listener processes
-// (`bus listen` writing to files; `refproto listen`), each round both ways,
-// and a third way with the bus listeners writing to /dev/null: refproto
-// writes nothing, and at 16 listeners on 2 cores the 16 file writes a
-// message are most of the difference (go-null/c isolates the protocol).
-// Reports the medians in us per message and their ratios. Run with
-// -benchtime=5x for five rounds.
+// BenchmarkYardstick: messages from one writer process (`bus broadcast`
+// reading stdin; `refproto write`) to L listener processes (`bus listen`
+// writing to files; `refproto listen`), each round both ways, and a third
+// way with the bus listeners writing to /dev/null: refproto writes
+// nothing, and at 16 listeners on 2 cores the 16 file writes a message are
+// most of the difference (go-null/c isolates the protocol). 20,000
+// messages up to 16 listeners; 3,000 at 64 and 128, where a message takes
+// about 0.5 and 1.2 ms, so that a round stays within seconds. Reports the
+// medians in us per message and their ratios. Run with -benchtime=5x for
+// five rounds.
 func BenchmarkYardstick(b *testing.B) {
-	const n = 20000
 	ref, bin := buildRefproto(b), buildBus(b)
 	dir := b.TempDir()
-	input := filepath.Join(dir, "input")
-	var in bytes.Buffer
-	for i := range n {
-		fmt.Fprintf(&in, "0 msg %d\n", i)
-	}
-	os.WriteFile(input, in.Bytes(), 0o600)
-	for _, listeners := range []int{1, 4, 16} {
+	for _, tc := range []struct{ listeners, n int }{{1, 20000}, {4, 20000}, {16, 20000}, {64, 3000}, {128, 3000}} {
+		listeners, n := tc.listeners, tc.n
 		b.Run(fmt.Sprintf("listeners=%d", listeners), func(b *testing.B) {
+			input := filepath.Join(dir, fmt.Sprintf("input%d", n))
+			var in bytes.Buffer
+			for i := range n {
+				fmt.Fprintf(&in, "0 msg %d\n", i)
+			}
+			if err := os.WriteFile(input, in.Bytes(), 0o600); err != nil {
+				b.Fatal(err)
+			}
 			path := benchBus(b)
 			var goUs, cUs, nullUs, ratios, nullRatios []float64
 			for range b.N {
@@ -256,9 +260,9 @@ func BenchmarkYardstick(b *testing.B) {
 				// to /dev/null.
 				g := goRound(b, bin, path, input, dir, listeners, n, false)
 				null := goRound(b, bin, path, input, dir, listeners, n, true)
-				goUs = append(goUs, float64(g.Microseconds())/n)
-				nullUs = append(nullUs, float64(null.Microseconds())/n)
-				cUs = append(cUs, float64(c.Microseconds())/n)
+				goUs = append(goUs, float64(g.Microseconds())/float64(n))
+				nullUs = append(nullUs, float64(null.Microseconds())/float64(n))
+				cUs = append(cUs, float64(c.Microseconds())/float64(n))
 				ratios = append(ratios, float64(g)/float64(c))
 				nullRatios = append(nullRatios, float64(null)/float64(c))
 			}
