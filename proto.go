@@ -355,18 +355,20 @@ func (b *Bus) Close() {
 
 // A raw wait holds the thread's P, so to the runtime its goroutine runs on,
 // and after 10 ms without a reschedule sysmon sends the preemption signal
-// (SIGURG). That signal used to end the raw wait: then a Gosched woke
-// another thread to take the goroutine (two Ps), and the wait went on
-// through the scheduler, whose end woke sysmon from deep sleep into 20 us
-// polling. On a loaded machine, per message and listener, that was 0.1
-// signals, 0.2 futex calls and 0.5 sysmon wake-ups at 64 listeners; at
-// 128, 1.1, 4.6 and 17, feeding itself (41 ms a message). Now a raw wait
-// yields before sysmon would signal: it lasts at most rawSlice after the
-// last Gosched, which runs at least every yieldEvery (with one P and one
-// goroutine, see listen, a Gosched makes no system call). After rawIdle
-// with no broadcast in progress (X free), or rawPhase in any case, the
-// process is idle: the wait goes on through the scheduler, so that sysmon,
-// seeing no P busy, sleeps (TestIdleListenerSleeps).
+// (SIGURG). That signal used to end the raw wait: a Gosched woke another
+// thread to take the goroutine (two Ps), and the wait went on through the
+// scheduler, whose end woke sysmon from deep sleep into 20 us polling. At
+// 64 and 128 listeners a round can outlast 10 ms: per message and
+// listener (2 loaded cores), 0.18 signals, 0.43 futex calls, 1.2 sysmon
+// wake-ups and 3.7 context switches at 64 (C: 2.0); at 128 it fed itself,
+// 0.8, 2.9, 12 and 16. Now a raw wait yields before sysmon would signal: it
+// lasts at most rawSlice after the last Gosched, which runs at least every
+// yieldEvery (with one P and one goroutine, see listen, a Gosched makes no
+// system call): 0.00, 0.00, 0.2 and 2.3 at 64; 0.00, 0.01, 0.6 and 2.8 at
+// 128, where what is left over C is sysmon's 10 ms poll while a P is busy.
+// After rawIdle with no broadcast in progress (X free), or rawPhase in any
+// case, the process is idle: the wait goes on through the scheduler, so
+// that sysmon, seeing no P busy, sleeps (TestIdleListenerSleeps).
 const (
 	yieldEvery = 4 * time.Millisecond
 	rawSlice   = 8 * time.Millisecond
@@ -380,6 +382,12 @@ const (
 var (
 	epoch   time.Time
 	yielded time.Duration // since epoch: when a raw wait last yielded
+	// sparse: the last wait that went on through the scheduler lasted
+	// rawIdle or more. Messages come seldom, so the next wait goes idle
+	// after one slice: 55 wake-ups of the listener's threads an isolated
+	// message, not 80. A wait that went idle too soon (it ended within
+	// rawIdle) clears it: a steady stream stays raw.
+	sparse bool
 )
 
 func monotonic() time.Duration {
@@ -392,7 +400,7 @@ func monotonic() time.Duration {
 // semop applies ops, retrying on EINTR (the Go runtime signals its threads)
 // with the time left until deadline; the zero deadline waits forever.
 func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
-	raw := b.raw
+	raw, idled := b.raw, false
 	start := time.Duration(-1) // of the raw wait
 	var t timespec
 	for {
@@ -431,6 +439,9 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 		}
 		switch e {
 		case 0:
+			if idled {
+				sparse = monotonic()-start >= rawIdle
+			}
 			return nil
 		case syscall.EINTR:
 			yielded = -yieldEvery // raw, yield next: a stop-the-world may wait
@@ -442,11 +453,12 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 				return errBusy
 			}
 			if sliced { // the slice ran out, not the deadline: yield next
-				if waited := monotonic() - start; waited >= rawIdle {
+				if waited := monotonic() - start; sparse || waited >= rawIdle {
 					// Raw on while a broadcast is in progress (X taken): the
 					// wait is for processes that run, only slowly.
 					x, _ := semctl(b.semid, semX, semGetval, 0)
 					raw = x == 0 && waited < rawPhase
+					idled = !raw
 				}
 				continue
 			}
