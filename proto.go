@@ -444,7 +444,9 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 			}
 			return nil
 		case syscall.EINTR:
-			yielded = -yieldEvery // raw, yield next: a stop-the-world may wait
+			if raw { // yield next: a stop-the-world may be waiting
+				yielded = -yieldEvery
+			}
 			continue
 		case syscall.EAGAIN:
 			// The take's X -1 with IPC_NOWAIT fails at once when X is
