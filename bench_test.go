@@ -134,22 +134,17 @@ func benchListener(b *testing.B, path string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// The yardstick: ../shared/bench/refproto.c, the C harness of the same
-// protocol, built with cc -O2, measured side by side with this tool in one
-// run, alternating, so that the machine's load falls on both alike.
+// The yardstick: testdata/yardstick.c, the same protocol in C (the same
+// semop groups as proto.go), built with cc -O2, measured side by side with
+// this tool in one run, alternating, so that the machine's load falls on
+// both alike.
 
-func buildRefproto(b *testing.B) string {
+func buildYardstick(b *testing.B) string {
 	b.Helper()
-	src, err := filepath.Abs("../shared/bench/refproto.c")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := os.Stat(src); err != nil {
-		b.Fatalf("the yardstick's source is not beside the project: %v", err)
-	}
-	out := filepath.Join(b.TempDir(), "refproto")
+	out := filepath.Join(b.TempDir(), "yardstick")
+	src := filepath.Join("testdata", "yardstick.c")
 	if msg, err := exec.Command("cc", "-O2", "-o", out, src).CombinedOutput(); err != nil {
-		b.Fatalf("cc: %v: %s", err, msg)
+		b.Fatalf("cc -O2 %s (the yardstick needs a C compiler): %v: %s", src, err, msg)
 	}
 	return out
 }
@@ -211,17 +206,17 @@ func median(xs []float64) float64 {
 }
 
 // BenchmarkYardstick: messages from one writer process (`bus broadcast`
-// reading stdin; `refproto write`) to L listener processes (`bus listen`
-// writing to files; `refproto listen`), each round both ways, and a third
-// way with the bus listeners writing to /dev/null: refproto writes
-// nothing, and at 16 listeners on 2 cores the 16 file writes a message are
+// reading stdin; `yardstick write`) to L listener processes (`bus listen`
+// writing to files; `yardstick listen`), each round both ways, and a third
+// way with the bus listeners writing to /dev/null: the yardstick
+// writes nothing, and at 16 listeners on 2 cores the 16 file writes a message are
 // most of the difference (go-null/c isolates the protocol). 20,000
 // messages up to 16 listeners; 3,000 at 64 and 128, where a message takes
 // about 0.5 and 1.2 ms, so that a round stays within seconds. Reports the
 // medians in us per message and their ratios. Run with -benchtime=5x for
 // five rounds.
 func BenchmarkYardstick(b *testing.B) {
-	ref, bin := buildRefproto(b), buildBus(b)
+	ref, bin := buildYardstick(b), buildBus(b)
 	dir := b.TempDir()
 	for _, tc := range []struct{ listeners, n int }{{1, 20000}, {4, 20000}, {16, 20000}, {64, 3000}, {128, 3000}} {
 		listeners, n := tc.listeners, tc.n
@@ -253,7 +248,7 @@ func BenchmarkYardstick(b *testing.B) {
 				c := timeRun(b, exec.Command(ref, "write", path, strconv.Itoa(n)))
 				for i, l := range cl {
 					if code, err := waitBounded(l, patience); err != nil || code != 0 || strings.TrimSpace(outs[i].String()) != strconv.Itoa(n) {
-						b.Fatalf("refproto listener: %d %v, got %q messages", code, err, outs[i].String())
+						b.Fatalf("yardstick listener: %d %v, got %q messages", code, err, outs[i].String())
 					}
 				}
 				// Go: the real binary, listeners printing to files, then
@@ -319,12 +314,12 @@ func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNu
 }
 
 // BenchmarkOneShot: `bus broadcast PATH MSG` as a whole process (start,
-// open, broadcast to one listener, exit) against `refproto send PATH MSG`,
+// open, broadcast to one listener, exit) against `yardstick send PATH MSG`,
 // alternating, and the least Go program (testdata/floor/oneshot.go).
 // Reports the medians in us per process and their ratios, over 20 runs of
 // each per iteration.
 func BenchmarkOneShot(b *testing.B) {
-	ref, bin := buildRefproto(b), buildBus(b)
+	ref, bin := buildYardstick(b), buildBus(b)
 	path := benchBus(b)
 	l := exec.Command(bin, "listen", path)
 	if err := l.Start(); err != nil {
