@@ -1,7 +1,7 @@
 package main
 
 // The bus protocol: the bus file, its System V objects, and the race-free
-// broadcast of ../shared/design/protocol.md, section 4.
+// broadcast that bus(5) describes.
 //
 // Why the groups are what they are (each {…} is one atomic semop call):
 //   - A listener joins with { X -1, X +1, W 0, S +1, Q +1 } so it never joins
@@ -124,6 +124,7 @@ var (
 	errTimeout = errors.New("timed out")
 	errBusy    = errors.New("another process is broadcasting")
 	errStale   = errors.New("stale bus")
+	errClosed  = errors.New("bus closed")
 )
 
 // busError is a failure on one bus: "PATH: what".
@@ -400,6 +401,9 @@ func monotonic() time.Duration {
 // semop applies ops, retrying on EINTR (the Go runtime signals its threads)
 // with the time left until deadline; the zero deadline waits forever.
 func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
+	if b.mem == nil { // closed: an error, not a panic on the segment
+		return failf(b.Path, errClosed, "the bus was closed in this process")
+	}
 	raw, idled := b.raw, false
 	start := time.Duration(-1) // of the raw wait
 	var t timespec

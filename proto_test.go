@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -484,5 +485,30 @@ func TestGateDoesNotLeak(t *testing.T) {
 	bus(t, "", "broadcast", "-t", "5s", path, "0 still works").expect(t, 0, "")
 	if got := l.next(); got != "0 still works" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestClosedBus: a Bus used after Close (a goroutine that outlived its
+// test's deferred Close) fails with an error, not a panic on the segment.
+func TestClosedBus(t *testing.T) {
+	path := newBus(t)
+	b, err := Open(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b.Close() // twice is harmless
+	if _, err := b.Broadcast([]byte("0 late"), time.Now().Add(patience), false); !errors.Is(err, errClosed) {
+		t.Fatalf("Broadcast after Close: %v, want %v", err, errClosed)
+	}
+	var buf [shmSize]byte
+	if _, err := b.Next(&buf, time.Time{}); !errors.Is(err, errClosed) {
+		t.Fatalf("Next after Close: %v, want %v", err, errClosed)
+	}
+	if err := b.Join(time.Time{}); !errors.Is(err, errClosed) {
+		t.Fatalf("Join after Close: %v, want %v", err, errClosed)
+	}
+	if got := semValue(t, path, semX); got != 1 {
+		t.Fatalf("X = %d after the failed calls, want 1 (nothing taken)", got)
 	}
 }
