@@ -78,15 +78,22 @@ func BenchmarkListenLoop(b *testing.B) {
 		}
 		done <- nil
 	}()
+	// A failure removes the bus, which ends the writer's wait, and waits
+	// for the writer before the deferred Closes.
+	fail := func(err error) {
+		removeQuietly(path)
+		<-done
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
 		n, err := lb.Next((*[shmSize]byte)(buf[:shmSize]), time.Time{})
 		if err != nil {
-			b.Fatal(err)
+			fail(err)
 		}
 		if err := lb.Stay(time.Time{}); err != nil {
-			b.Fatal(err)
+			fail(err)
 		}
 		buf[n] = '\n'
 		io.Discard.Write(buf[:n+1])
@@ -190,7 +197,7 @@ func timeRun(b *testing.B, cmd *exec.Cmd) time.Duration {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	if code, err := waitBounded(cmd, 5*time.Minute); err != nil || code != 0 {
+	if code, err := waitBounded(cmd, scaled(5*time.Minute)); err != nil || code != 0 {
 		b.Fatalf("%v: status %d, %v: %s", cmd.Args, code, err, errb.String())
 	}
 	return time.Since(start)

@@ -159,7 +159,7 @@ func TestWait(t *testing.T) {
 		t.Fatalf("-0 printed %q", got)
 	}
 	// the listener is gone: a broadcast now has no one to wait for
-	bus(t, "", "broadcast", "-t", "5s", path, "nobody").expect(t, 0, "")
+	bus(t, "", "broadcast", "-t", scaledT(5*time.Second), path, "nobody").expect(t, 0, "")
 	if v := semValue(t, path, semS); v != 0 {
 		t.Fatalf("S = %d after wait exited", v)
 	}
@@ -227,13 +227,15 @@ func TestTimeouts(t *testing.T) {
 	stopped := startListener(t, nil, "listen", path)
 	stopped.cmd.Process.Signal(syscall.SIGSTOP)
 	defer stopped.cmd.Process.Signal(syscall.SIGCONT)
-	r = bus(t, "", "broadcast", "-t", "300ms", path, "1 first")
-	r.expect(t, 124, "timed out after 300ms: 1 listener(s) had not taken the message")
+	// (300 ms, scaled: the good listener must take it within the time.)
+	d := scaledT(300 * time.Millisecond)
+	r = bus(t, "", "broadcast", "-t", d, path, "1 first")
+	r.expect(t, 124, "timed out after "+d+": 1 listener(s) had not taken the message")
 	if got := good.next(); got != "1 first" {
 		t.Fatalf("got %q", got)
 	}
 	stopped.cmd.Process.Signal(syscall.SIGCONT)
-	bus(t, "", "broadcast", "-t", "5s", path, "2 second").expect(t, 0, "")
+	bus(t, "", "broadcast", "-t", scaledT(5*time.Second), path, "2 second").expect(t, 0, "")
 	if got := good.next(); got != "2 second" {
 		t.Fatalf("got %q", got)
 	}
@@ -278,7 +280,7 @@ func TestReadyFDBroken(t *testing.T) {
 	if s, w := semValue(t, path, semS), semValue(t, path, semW); s != 0 || w != 0 {
 		t.Fatalf("left S=%d W=%d, want 0 0", s, w)
 	}
-	bus(t, "", "broadcast", "-t", "5s", path, "0 still works").expect(t, 0, "")
+	bus(t, "", "broadcast", "-t", scaledT(5*time.Second), path, "0 still works").expect(t, 0, "")
 }
 
 // TestReadyOnStdout: -r 1 is refused (closed with the ready line, stdout
@@ -424,7 +426,7 @@ func TestStuckReader(t *testing.T) {
 	for i := range 40 {
 		fmt.Fprintf(&in, "%d %s\n", i, body)
 	}
-	r := bus(t, in.String(), "broadcast", "-t", "300ms", path, "-")
+	r := bus(t, in.String(), "broadcast", "-t", scaledT(300*time.Millisecond), path, "-")
 	r.expect(t, 124, "1 listener(s) had not taken the message")
 	for i := range 40 {
 		if got, want := healthy.next(), fmt.Sprintf("%d %s", i, body); got != want {
@@ -568,7 +570,7 @@ func TestTerminalTostop(t *testing.T) {
 			t.Fatalf("the background listener was never stopped: %q", data)
 		}
 	}
-	bus(t, "", "broadcast", "-t", "300ms", path, "0 second").expect(t, 124, "1 listener(s) had not taken the message")
+	bus(t, "", "broadcast", "-t", scaledT(300*time.Millisecond), path, "0 second").expect(t, 124, "1 listener(s) had not taken the message")
 	for _, want := range []string{"0 first", "0 second"} {
 		if got := healthy.next(); got != want {
 			t.Fatalf("got %q, want %q", got, want)
@@ -619,7 +621,7 @@ func TestReadyIsNeverEarly(t *testing.T) {
 	path := newBus(t)
 	for i := range 20 {
 		w := startListener(t, nil, "wait", path)
-		bus(t, "", "broadcast", "-t", "10s", path, fmt.Sprintf("%d now", i)).expect(t, 0, "")
+		bus(t, "", "broadcast", "-t", scaledT(10*time.Second), path, fmt.Sprintf("%d now", i)).expect(t, 0, "")
 		if got := w.next(); got != fmt.Sprintf("%d now", i) {
 			t.Fatalf("round %d: got %q", i, got)
 		}
@@ -657,8 +659,9 @@ func TestStreamGoesOnAfterTimeout(t *testing.T) {
 	stopped := startListener(t, nil, "listen", path)
 	stopped.cmd.Process.Signal(syscall.SIGSTOP)
 	defer stopped.cmd.Process.Signal(syscall.SIGCONT)
-	r := bus(t, "1 a\n2 b\n", "broadcast", "-t", "200ms", path, "-")
-	r.expect(t, 124, "bus: stdin line 1: "+path+": timed out after 200ms: 1 listener(s) had not taken the message\n")
+	d := scaledT(200 * time.Millisecond) // the good listener takes it within
+	r := bus(t, "1 a\n2 b\n", "broadcast", "-t", d, path, "-")
+	r.expect(t, 124, "bus: stdin line 1: "+path+": timed out after "+d+": 1 listener(s) had not taken the message\n")
 	if !strings.Contains(r.stderr, "stdin line 2: ") {
 		t.Fatalf("line 2 not reported: %q", r.stderr)
 	}

@@ -31,23 +31,23 @@ import (
 // { X -1 } alone, joins under 4 writers took up to 3.4 s on the 2-core
 // build machine (none of 30 within 5 s in a run reported in issue 15):
 // this test shows that starvation in its log, TestJoinBeforeLaterWriter
-// fails on it.
-const joinBound = 5 * time.Second
+// fails on it. Scaled, as every bound (main_test.go).
+func joinBound() time.Duration { return scaled(5 * time.Second) }
 
 // drainBound bounds the end of the stream: once stopped, each writer still
 // has up to a pipe's worth (about 450 lines) to send to 16 listeners, which
 // under qemu takes seconds.
-const drainBound = 3 * patience
+func drainBound() time.Duration { return 3 * patience }
 
 // TestJoinsWhileStreaming: 16 listeners, 4 writers streaming back to back,
 // then 30 `bus wait -r 3` in a row. Every join registers within joinBound,
 // every writer delivers a fair part of the messages meanwhile, and every
 // listener gets every message once, in each writer's order.
 func TestJoinsWhileStreaming(t *testing.T) {
-	r := runJoins(t, 4, 16, 30, joinBound, 0)
+	r := runJoins(t, 4, 16, 30, joinBound(), 0)
 	t.Logf("%s", r)
 	if r.failed > 0 {
-		t.Fatalf("%d of %d joins did not register within %v (first: %s)", r.failed, len(r.joins), joinBound, r.firstFail)
+		t.Fatalf("%d of %d joins did not register within %v (first: %s)", r.failed, len(r.joins), joinBound(), r.firstFail)
 	}
 	for i, s := range r.shares {
 		// A fair share is 1/4; a starved writer delivers next to nothing.
@@ -205,7 +205,7 @@ func BenchmarkJoin(b *testing.B) {
 	var shares []float64
 	var rates, streamRates []float64
 	for range b.N {
-		r := runJoins(b, 4, 16, 30, joinBound, time.Second)
+		r := runJoins(b, 4, 16, 30, joinBound(), time.Second)
 		b.Logf("%s", r)
 		all = append(all, r.joins...)
 		failed += r.failed
@@ -365,7 +365,7 @@ func runJoins(tb testing.TB, writers, listeners, joins int, bound, window time.D
 		sent[i] = w.wait(tb)
 	}
 	// Every listener gets everything that was sent, in order.
-	deadline = time.Now().Add(drainBound)
+	deadline = time.Now().Add(drainBound())
 	for i, l := range ls {
 		for w := range writers {
 			for l.got[w].Load() < sent[w] {
@@ -586,17 +586,17 @@ func (w *fairWriter) wait(tb testing.TB) int64 {
 	tb.Helper()
 	select {
 	case <-w.fed:
-	case <-time.After(drainBound):
-		tb.Fatalf("writer %d: feeder stuck for %v", w.cmd.Process.Pid, drainBound)
+	case <-time.After(drainBound()):
+		tb.Fatalf("writer %d: feeder stuck for %v", w.cmd.Process.Pid, drainBound())
 	}
 	select {
 	case err := <-w.done:
 		if code := exitCode(err); code != 0 || w.sent < 0 {
 			tb.Fatalf("writer %d: exit status %d, fed %d; stderr: %s", w.cmd.Process.Pid, code, w.sent, w.errb.String())
 		}
-	case <-time.After(drainBound):
+	case <-time.After(drainBound()):
 		w.cmd.Process.Kill()
-		tb.Fatalf("writer %d still running %v after its input ended", w.cmd.Process.Pid, drainBound)
+		tb.Fatalf("writer %d still running %v after its input ended", w.cmd.Process.Pid, drainBound())
 	}
 	return w.sent
 }

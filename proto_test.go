@@ -482,7 +482,7 @@ func TestGateDoesNotLeak(t *testing.T) {
 	if err := b.semop([]sembuf{{semW, -1, semUndo}}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	bus(t, "", "broadcast", "-t", "5s", path, "0 still works").expect(t, 0, "")
+	bus(t, "", "broadcast", "-t", scaledT(5*time.Second), path, "0 still works").expect(t, 0, "")
 	if got := l.next(); got != "0 still works" {
 		t.Fatalf("got %q", got)
 	}

@@ -245,9 +245,9 @@ func TestReferenceDeadlock(t *testing.T) {
 	}
 	defer b.Close()
 	const limit = 20000
-	stall := 500 * time.Millisecond
+	stall := scaled(500 * time.Millisecond)
 	if os.Getenv("BUS_TEST_EXEC_PREFIX") != "" {
-		stall = 5 * time.Second // under qemu, slowness alone can last 500 ms
+		stall = max(stall, 5*time.Second) // under qemu, slowness alone can last 500 ms
 	}
 	start := time.Now()
 	sent := 0
@@ -317,11 +317,14 @@ func TestMixedReferenceR2(t *testing.T) {
 	}
 	step(semS, 1, semUndo) // join
 	step(semQ, 1, 0)       // arm
-	done := make(chan error, 1)
+	done, finished := make(chan error, 1), make(chan struct{})
 	go func() {
+		defer close(finished)
 		_, err := w.Broadcast([]byte("0 first"), time.Now().Add(patience), false)
 		done <- err
 	}()
+	// The broadcast ends before the deferred Close, however the test ends.
+	defer func() { <-finished }()
 	step(semQ, 0, 0) // released
 	if got := string(c.mem[:7]); got != "0 first" {
 		t.Fatalf("C listener read %q", got)

@@ -93,6 +93,19 @@ func TestKilledListeners(t *testing.T) {
 			i++
 		}
 	}()
+	// However the test ends (a listener never ready fails it here), the
+	// broadcasts stop before the deferred Close: the bus is not closed
+	// under them, nor t used after the test.
+	halted := false
+	halt := func() int {
+		if halted {
+			return 0
+		}
+		halted = true
+		close(stop)
+		return <-sent
+	}
+	defer halt()
 	for k := range 20 {
 		victim := startListener(t, nil, "listen", path)
 		// Let it take a few messages, a different number each time.
@@ -101,8 +114,7 @@ func TestKilledListeners(t *testing.T) {
 		}
 		victim.kill()
 	}
-	close(stop)
-	n := <-sent
+	n := halt()
 	for i := range n {
 		if got := steady.next(); got != strconv.Itoa(i) {
 			t.Fatalf("steady listener: message %d is %q", i, got)
@@ -130,7 +142,7 @@ func TestStressWriters(t *testing.T) {
 	total := writers * each
 	var tallies []<-chan *tally
 	for _, l := range ls {
-		tallies = append(tallies, collect(l, total, 150*time.Second))
+		tallies = append(tallies, collect(l, total, scaled(150*time.Second)))
 	}
 	start := time.Now()
 	var ws []*writer
@@ -138,7 +150,7 @@ func TestStressWriters(t *testing.T) {
 		ws = append(ws, startWriter(t, path, each, nil))
 	}
 	for _, w := range ws {
-		if code := w.wait(150 * time.Second); code != 0 || w.sent != each {
+		if code := w.wait(scaled(150 * time.Second)); code != 0 || w.sent != each {
 			t.Fatalf("writer %d: exit status %d, fed %d of %d; stderr: %s", w.cmd.Process.Pid, code, w.sent, each, w.errb.String())
 		}
 	}
@@ -178,8 +190,8 @@ func TestChurn(t *testing.T) {
 	steady := []*listener{startListener(t, nil, "listen", path), startListener(t, nil, "listen", path)}
 	stop := make(chan struct{})
 	ws := []*writer{
-		startWriter(t, path, -1, stop, "-t", "5s"),
-		startWriter(t, path, -1, stop, "-t", "5s"),
+		startWriter(t, path, -1, stop, "-t", scaledT(5*time.Second)),
+		startWriter(t, path, -1, stop, "-t", scaledT(5*time.Second)),
 	}
 	// Drain the steady listeners while the churn runs; check them after.
 	var mu sync.Mutex
@@ -327,7 +339,7 @@ func testWriterKilled(t *testing.T) {
 		// Broadcasting still works, and every listener gets it after the
 		// dead writer's messages: a prefix of them, none twice.
 		end := fmt.Sprintf("end %d", round)
-		bus(t, "", "broadcast", "-t", "5s", path, end).expect(t, 0, "")
+		bus(t, "", "broadcast", "-t", scaledT(5*time.Second), path, end).expect(t, 0, "")
 		counts := make([]int, len(ls))
 		for i, l := range ls {
 			y := newTally()
@@ -365,18 +377,28 @@ func testListenerStopped(t *testing.T) {
 	}
 	defer b.Close()
 	// Stream from this process until the victim is stopped: each broadcast
-	// gives up after 300ms, so the stream ends cleanly once it is.
+	// gives up after 300ms (scaled: the good listeners take it within), so the
+	// stream ends cleanly once it is.
 	type outcome struct {
 		msg    string
 		missed int
 		err    error
 	}
 	results := make(chan []outcome, 1)
+	quit, finished := make(chan struct{}), make(chan struct{})
+	// However the test ends, the stream stops before the deferred Close.
+	defer func() { close(quit); <-finished }()
 	go func() {
+		defer close(finished)
 		var out []outcome
 		for i := 0; ; i++ {
+			select {
+			case <-quit:
+				return
+			default:
+			}
 			msg := "0 " + strconv.Itoa(i)
-			missed, err := b.Broadcast([]byte(msg), time.Now().Add(300*time.Millisecond), false)
+			missed, err := b.Broadcast([]byte(msg), time.Now().Add(scaled(300*time.Millisecond)), false)
 			out = append(out, outcome{msg, missed, err})
 			if err != nil || i > 1000000 {
 				break
@@ -415,7 +437,7 @@ func testListenerStopped(t *testing.T) {
 	// count (the message goes to the others) or W (nothing is sent).
 	for i := range 3 {
 		msg := "stopped " + strconv.Itoa(i)
-		r := bus(t, "", "broadcast", "-t", "200ms", path, msg)
+		r := bus(t, "", "broadcast", "-t", scaledT(200*time.Millisecond), path, msg)
 		switch {
 		case r.code == 124 && strings.Contains(r.stderr, "1 listener(s) had not taken the message"):
 			delivered = append(delivered, msg)
@@ -427,7 +449,7 @@ func testListenerStopped(t *testing.T) {
 	victim.cmd.Process.Signal(syscall.SIGCONT)
 	for i := range 3 {
 		msg := "continued " + strconv.Itoa(i)
-		bus(t, "", "broadcast", "-t", "5s", path, msg).expect(t, 0, "")
+		bus(t, "", "broadcast", "-t", scaledT(5*time.Second), path, msg).expect(t, 0, "")
 		delivered = append(delivered, msg)
 	}
 	for i, l := range good {
@@ -516,19 +538,19 @@ func testBusRemoved(t *testing.T) {
 	start := time.Now()
 	bus(t, "", "remove", path).expect(t, 0, "")
 	stopped.cmd.Process.Signal(syscall.SIGCONT)
-	code, err := waitBounded(w, 5*time.Second)
+	code, err := waitBounded(w, scaled(5*time.Second))
 	if err != nil || code != 1 || werr.String() != "bus: "+path+": the bus was removed\n" {
 		t.Fatalf("writer: status %d (%v), stderr %q; want 1, the bus was removed", code, err, werr.String())
 	}
-	code, err = waitBounded(joiner, 5*time.Second)
+	code, err = waitBounded(joiner, scaled(5*time.Second))
 	if err != nil || code != 1 || jerr.String() != "bus: "+path+": the bus was removed\n" {
 		t.Fatalf("joining listener: status %d (%v), stderr %q; want 1, the bus was removed", code, err, jerr.String())
 	}
 	for i, l := range append(ls, stopped) {
 		select {
 		case <-l.done:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%v still running 5s after the bus was removed", l.cmd.Args[1:])
+		case <-time.After(scaled(5 * time.Second)):
+			t.Fatalf("%v still running %v after the bus was removed", l.cmd.Args[1:], scaled(5*time.Second))
 		}
 		if l.code != 1 || l.errb.String() != "bus: "+path+": the bus was removed\n" {
 			t.Fatalf("%d %v: status %d, stderr %q; want 1, the bus was removed", i, l.cmd.Args[1:], l.code, l.errb.String())
