@@ -43,7 +43,8 @@ func TestCreateRandomPathAndRemove(t *testing.T) {
 	_ = data
 }
 
-// checkWireFormat checks a bus against protocol.md section 1, reading it
+// checkWireFormat checks a bus against the format (bus(5): the bus file and
+// its objects), reading it
 // as another program would: the file, then the objects by key.
 func checkWireFormat(t *testing.T, path string) {
 	t.Helper()
@@ -157,8 +158,8 @@ func TestStaleBus(t *testing.T) {
 	bus(t, "", "remove", path).expect(t, 1, path+": no such bus file")
 }
 
-// TestHandMadeBus: a bus made by another program following protocol.md
-// section 1 (key file written by hand, objects made with raw calls) works.
+// TestHandMadeBus: a bus made by another program following the format of
+// bus(5) (key file written by hand, objects made with raw calls) works.
 func TestHandMadeBus(t *testing.T) {
 	semid, e := semget(0x2a2a2a2, 5, ipcCreat|ipcExcl|0o600)
 	if e != 0 {

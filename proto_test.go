@@ -111,7 +111,7 @@ func TestCheckMessage(t *testing.T) {
 	}
 }
 
-// The protocol's models (testdata/*.pml, see protocol.md sections 4 to 6)
+// The protocol's models (testdata/*.pml; the protocol is bus(5)'s and proto.go's)
 // checked with the spin model checker. spin and gcc are required: without
 // them the test fails, so a CI run cannot pass without the check.
 
@@ -129,8 +129,9 @@ type spinModel struct {
 
 var spinModels = []spinModel{
 	{
-		// Section 4 as protocol.md writes it, with section 5's timeouts,
-		// deaths and undo: must pass, whole state space, no compression.
+		// The protocol as first designed (the gate closed at the take), with
+		// timeouts, deaths and undo: must pass, whole state space, no
+		// compression.
 		name:     "racefree",
 		model:    "racefree.pml",
 		cflags:   []string{"-DSAFETY", "-DNOFAIR", "-DMEMLIM=8192"},
@@ -450,7 +451,7 @@ func FuzzCheckMessage(f *testing.F) {
 
 // TestGateDoesNotLeak: writers that time out before publishing (a listener
 // holds W: stopped between its release and its re-arm) must leave Q as they
-// found it. Closing the gate when taking X, as protocol.md section 4 first
+// found it. Closing the gate when taking X, as the protocol's first design
 // had it, left one more on Q per timed-out writer; after 32,767 of them
 // (SEMVMX) every writer and every listener failed with ERANGE, for good.
 func TestGateDoesNotLeak(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 	"time"
 )
 
-// The C tool's algorithm (protocol.md section 2), for a peer that behaves
+// The C tool's algorithm (testdata/reference.pml models it), for a peer that behaves
 // as a C program would: each step its own semop call, with the C code's
 // SEM_UNDO flags (libbus.c, bus_read and bus_write).
 
@@ -222,7 +222,7 @@ func TestReferenceLateListener(t *testing.T) {
 }
 
 // TestReferenceDeadlock: the reference writer and the reference listener
-// together reach race R1 (protocol.md section 3): the listener arms after
+// together reach race R1 (bus(5), "the races of the C tool"): the listener arms after
 // the writer's release and waits in Z(Q), the writer waits in Z(S). It
 // shows that the peer is faithful to the C algorithm, whose flaw this
 // project's protocol removes.
@@ -281,7 +281,8 @@ func TestReferenceDeadlock(t *testing.T) {
 // locked by race R2, whatever the writer: ours re-arms (S +1) as soon as the
 // round ends, and a C listener that had not yet reached its Z(S) then waits
 // for a zero that is gone, holding W, so that no writer can publish again.
-// protocol.md's table names R2 only among two or more C listeners. The C
+// (bus(5) says R2 can lock C listeners among themselves; here one is
+// enough, beside one of ours.) The C
 // listener is played here step by step from this process, so that the
 // interleaving is forced, not hoped for.
 func TestMixedReferenceR2(t *testing.T) {

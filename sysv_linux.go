@@ -5,7 +5,7 @@ package main
 //
 // Go's syscall package names the direct call numbers on only some
 // architectures, so the numbers live here, in one table per GOARCH.
-// Where each fact comes from (../shared/design/sysv-abi.md gathers them):
+// Where each fact comes from:
 //   - call numbers: the kernel's syscall table named at each row below
 //     (arm's and mips n64's re-read for this file in Linux 6.x: both map
 //     semctl and shmctl to the old-style sys_old_semctl/sys_old_shmctl);
@@ -272,7 +272,8 @@ func (b *ipcBuf) setOwner(uid, gid uint32) {
 
 // mode is a u32 on most architectures and a u16 followed by padding on 386
 // and arm (and qemu reads it as 16 bits on s390x): writing mode|mode<<16
-// sets it right on all of them (sysv-abi.md, section 4).
+// sets it right on all of them (the uapi ipcbuf.h of each; qemu's s390x
+// target_ipc_perm).
 func (b *ipcBuf) mode() uint32 { v := *b.word(20); return (v | v>>16) & 0o777 }
 func (b *ipcBuf) setMode(m uint32) {
 	m &= 0o777

@@ -1,9 +1,10 @@
 /*
- * racefree.pml: the race-free bus protocol of protocol.md section 4, with
- * the timeouts, deaths and undo of section 5, checked with spin.
+ * racefree.pml: the race-free bus protocol as first designed (bus(5)
+ * describes the protocol as implemented: the gate closed at publish, see
+ * GATE_AT_PUBLISH), with timeouts, deaths and undo, checked with spin.
  *
  * Modelled
- *   - The five semaphores S W X Q N. Every semop group of section 4 is one
+ *   - The five semaphores S W X Q N. Every semop group of the protocol is one
  *     d_step whose first statement is the group's blocking guard, so the
  *     whole group happens at once or not at all, as semop does.
  *   - SEM_UNDO: every process keeps its own adjustments (adj* arrays, "what
@@ -94,7 +95,7 @@
  *   -DLEAKCHECK  adds: a writer that gives up waiting for W leaves the
  *             writers' gates on Q (Q less the listeners' pending arms) as it
  *             found them. With -DGATE_AT_PUBLISH it passes (12,356,540
- *             states, depth 95, 20 s while loaded, 1.2 GB). On section 4 as written it
+ *             states, depth 95, 20 s while loaded, 1.2 GB). With the gate at the take it
  *             FAILS at depth 35 (222,609 states): the take's gate stays on Q,
  *             and while a listener holds W no release clears it, so every
  *             writer that times out there adds one, up to SEMVMX (what
@@ -113,10 +114,11 @@
  *   -DNOGATE  the writer's take is { X -1 } without the gate { Q +1 }
  *             (racefree_nogate.pml, also run by the Go test): torn copy at
  *             depth 40, 452,752 states.
- *   -DDRAFT1  the first draft of section 6: no gate anywhere, the listener
+ *   -DDRAFT1  the first draft, without the gate: no gate anywhere, the listener
  *             released by { Q 0 } alone and taking W after the copy
  *             ({ S -1, W +1 }): torn copy at depth 52. With every writer
- *             patient it passes (212,842 states), as section 6 says.
+ *             patient it passes (212,842 states): the gate is for writers
+ *             that die or give up (bus(5), "Why: the gate").
  *   Other mutants tried by hand (sed on a copy), and what spin reported:
  *   publish without { W 0 }, SETVAL not clearing the Q undo, leaving while
  *   armed with a hand-made { Q -1 }, the listener's re-arm split in two
@@ -129,7 +131,7 @@
  *     with an assert(0) in its place the check still passes. Q stays 0
  *     through the finish loop: joins need X, re-arms need N = 0.
  *   - The gate a giving-up writer closes is not needed for safety here
- *     (removing it passes); section 4 keeps it for a C writer coming next.
+ *     (removing it passes); the protocol keeps it for a C writer coming next.
  *   - Arming without SEM_UNDO still passes: that undo is about Q growing
  *     (SEMVMX), which this bounded model does not check.
  */

@@ -3,7 +3,7 @@
  * writer's take is { X -1 UNDO } without the gate { Q +1 }; everything else
  * is racefree.pml (a writer that gives up still closes the gate).
  *
- * What spin finds (protocol.md sections 4 and 6: why the gate exists):
+ * What spin finds (why the gate exists; bus(5), "Why: the gate"):
  * writer 0 publishes, does Q := 0 and is killed before the steady listener
  * passes { Q 0, W +1 }, so Q stays 0 (a killed writer closes no gate);
  * writer 1 takes X (no gate), sees W = 0, publishes and writes the first

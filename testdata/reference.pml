@@ -1,9 +1,10 @@
 /*
- * reference.pml: the reference algorithm of protocol.md section 2 (the C
- * bus tool's), checked with spin, which must find that it deadlocks.
+ * reference.pml: the reference algorithm (the C bus tool's, libbus.c's
+ * bus_read and bus_write, each operation its own semop call), checked with
+ * spin, which must find that it deadlocks.
  *
  * Modelled
- *   - The semaphores S W X Q N; each semop of section 2 is one statement
+ *   - The semaphores S W X Q N; each semop of the C tool is one statement
  *     (P(a): a > 0 -> a--, in one d_step; Z(a): a == 0; a := 0: Q = 0).
  *   - One writer broadcasting M = 2 messages in a loop, two listeners that
  *     join (V(S)) whenever they are scheduled and then loop for ever.
