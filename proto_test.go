@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -245,11 +246,24 @@ func checkSpinModel(t *testing.T, m spinModel) {
 			t.Fatal(err)
 		}
 	}
+	// Stopped half a minute before the test binary's -timeout, so that a
+	// loaded machine (where a model takes many times as long) gets a
+	// failure that says so, not a panic.
+	ctx := context.Background()
+	if end, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end.Add(-30*time.Second))
+		defer cancel()
+	}
 	run := func(name string, args ...string) string {
 		t.Helper()
-		cmd := exec.Command(name, args...)
+		cmd := exec.CommandContext(ctx, name, args...)
 		cmd.Dir = dir
 		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			t.Fatalf("%s %s: not done before the test binary's -timeout: on a loaded machine the models take many times as long; give go test a longer -timeout",
+				name, strings.Join(args, " "))
+		}
 		if err != nil {
 			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 		}
