@@ -328,10 +328,10 @@ func waitReady(tb testing.TB, rr *os.File, p *piped) {
 }
 
 // send starts broadcasting lines on bus i as one stream (`bus broadcast
-// -t 10s PATH -`); sent waits for it.
+// -t 10s PATH -`, scaled); sent waits for it.
 func (r *rig) send(tb testing.TB, i int, lines []string) *exec.Cmd {
 	tb.Helper()
-	cmd := busCommand("broadcast", "-t", "10s", r.path[i], "-")
+	cmd := busCommand("broadcast", "-t", scaledT(10*time.Second), r.path[i], "-")
 	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
 	cmd.Stdout, cmd.Stderr = &syncBuffer{}, &syncBuffer{}
 	if err := cmd.Start(); err != nil {

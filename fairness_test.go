@@ -86,10 +86,20 @@ func TestJoinBeforeLaterWriter(t *testing.T) {
 	sent := make(chan error, 4)
 	send := func(msg string) {
 		w := open(false)
+		done := make(chan struct{})
 		go func() {
+			defer close(done)
 			_, err := w.Broadcast([]byte(msg), deadline, false)
 			sent <- err
 		}()
+		// Before w's Close (registered earlier, run later): a failed test
+		// removes the bus, which ends the wait, and the writer returns.
+		t.Cleanup(func() {
+			if t.Failed() {
+				removeQuietly(path)
+			}
+			<-done
+		})
 	}
 	var buf [shmSize]byte
 	// take takes the next message, one of want, and says which.
@@ -621,8 +631,20 @@ func TestNowaitWaitsForListeners(t *testing.T) {
 	if err := l.Join(deadline); err != nil {
 		t.Fatal(err)
 	}
-	sent := make(chan error, 1)
-	go func() { _, err := w.Broadcast([]byte("first"), deadline, false); sent <- err }()
+	sent, done := make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := w.Broadcast([]byte("first"), deadline, false)
+		sent <- err
+	}()
+	// Before the deferred Closes, however the test ends (a failed test
+	// removes the bus, which ends the writer's wait).
+	defer func() {
+		if t.Failed() {
+			removeQuietly(path)
+		}
+		<-done
+	}()
 	var buf [shmSize]byte
 	if n, err := l.Next(&buf, deadline); err != nil || string(buf[:n]) != "first" {
 		t.Fatalf("got %q, %v", buf[:n], err)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestInvertFilter(t *testing.T) {
@@ -16,7 +17,7 @@ func TestInvertFilter(t *testing.T) {
 	// A bridge's own echo, dropped by pid: the form the README's bridge uses.
 	self := startListener(t, nil, "listen", "-m", "^123 ", "-v", path)
 	for _, m := range []string{"a1", "b1", "a2", "123 echo", "b2"} {
-		bus(t, "", "broadcast", "-t", "10s", path, m).expect(t, 0, "")
+		bus(t, "", "broadcast", "-t", scaledT(10*time.Second), path, m).expect(t, 0, "")
 	}
 	if got := w.next(); got != "b1" {
 		t.Fatalf("wait -v -m '^a' got %q, want b1", got)
@@ -36,16 +37,16 @@ func TestInvertFilter(t *testing.T) {
 	}
 	// -v=false is plain -m.
 	w2 := startListener(t, nil, "wait", "-v=false", "-m", "^a", path)
-	bus(t, "", "broadcast", "-t", "10s", path, "b3").expect(t, 0, "")
-	bus(t, "", "broadcast", "-t", "10s", path, "a3").expect(t, 0, "")
+	bus(t, "", "broadcast", "-t", scaledT(10*time.Second), path, "b3").expect(t, 0, "")
+	bus(t, "", "broadcast", "-t", scaledT(10*time.Second), path, "a3").expect(t, 0, "")
 	if got := w2.next(); got != "a3" {
 		t.Fatalf("wait -v=false -m '^a' got %q, want a3", got)
 	}
 	// wait -v with a command: the command gets the message and its status is
 	// wait's.
 	w3 := startListener(t, nil, "wait", "-v", "-m", "^a", path, `test "$msg" = b4 && exit 7`)
-	bus(t, "", "broadcast", "-t", "10s", path, "a4").expect(t, 0, "")
-	bus(t, "", "broadcast", "-t", "10s", path, "b4").expect(t, 0, "")
+	bus(t, "", "broadcast", "-t", scaledT(10*time.Second), path, "a4").expect(t, 0, "")
+	bus(t, "", "broadcast", "-t", scaledT(10*time.Second), path, "b4").expect(t, 0, "")
 	if code := w3.exit(); code != 7 {
 		t.Fatalf("wait -v COMMAND exited %d, want the command's 7; stderr: %s", code, w3.errb.String())
 	}

@@ -24,7 +24,7 @@ package main
 //     longest, join or writer, goes first when W reaches 0
 //     (TestJoinBeforeLaterWriter). Publish keeps its W 0: W can rise between
 //     take and publish when a dead writer left the gate open.
-//     protocol.md closes the gate as X is taken ({ X -1, Q +1 }); then every
+//     The first design closed the gate as X is taken ({ X -1, Q +1 }); then every
 //     writer that times out waiting for W leaves one more on Q, which no
 //     release clears while W is held, until SEMVMX breaks the bus for good
 //     (TestGateDoesNotLeak). Closing it in the same call that sees W = 0
