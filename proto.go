@@ -454,9 +454,12 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 			continue
 		case syscall.EAGAIN:
 			// The take's X -1 with IPC_NOWAIT fails at once when X is
-			// taken; its W 0 waits, and a timed-out wait is EAGAIN too.
-			if ops[0].flg&ipcNowait != 0 && (deadline.IsZero() || time.Now().Before(deadline)) {
-				return errBusy
+			// taken; its W 0 waits, and a timed-out wait (the deadline's
+			// or a raw slice's) is EAGAIN too: X tells which.
+			if ops[0].flg&ipcNowait != 0 {
+				if x, _ := semctl(b.semid, semX, semGetval, 0); x == 0 {
+					return errBusy
+				}
 			}
 			if sliced { // the slice ran out, not the deadline: yield next
 				if waited := monotonic() - start; sparse || waited >= rawIdle {
