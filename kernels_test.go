@@ -1,0 +1,529 @@
+// The suite on Debian's own kernels: TestKernels boots each architecture
+// Debian builds a kernel for under qemu-system, with an initramfs of
+// busybox-static and the cross-compiled test binary, and runs there the
+// -short suite that TestArches runs under qemu-user. qemu-user translates
+// every System V call before the host's kernel sees it (it strips IPC_64 and
+// rewrites each layout); in a guest the architecture's own kernel answers.
+// The kernel and busybox come from Debian's archive (apt-get download),
+// cached outside the repository; a missing qemu-system or kernel fails the
+// test. Left out by -short (the inner runs use it).
+
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// kernelTarget is one Debian architecture and how to boot its kernel.
+type kernelTarget struct {
+	name    string   // Debian's name for the architecture, the subtest's
+	goarch  string   // GOARCH
+	env     []string // more build environment (GOARM)
+	flavour string   // the kernel is linux-image-FLAVOUR
+	image   string   // the file of the package's /boot that qemu boots
+	qemu    []string // qemu-system and its machine
+	console string   // the kernel's console
+	mem     string   // -m
+}
+
+// kernelTargets are the architectures of Debian 12 (bookworm, Linux 6.1)
+// that Go builds for. The rest of sysv_linux.go's table (mips big-endian,
+// riscv64, loong64) has no Debian 12 kernel: TestArches runs them under
+// qemu-user.
+var kernelTargets = []kernelTarget{
+	{name: "armhf", goarch: "arm", env: []string{"GOARM=7"}, flavour: "armmp", image: "vmlinuz",
+		qemu: []string{"qemu-system-arm", "-M", "virt"}, console: "ttyAMA0", mem: "1024"},
+	{name: "arm64", goarch: "arm64", flavour: "arm64", image: "vmlinuz",
+		qemu: []string{"qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"}, console: "ttyAMA0", mem: "1024"},
+	{name: "mipsel", goarch: "mipsle", flavour: "4kc-malta", image: "vmlinuz",
+		qemu: []string{"qemu-system-mipsel", "-M", "malta"}, console: "ttyS0", mem: "256"},
+	{name: "mips64el", goarch: "mips64le", flavour: "5kc-malta", image: "vmlinuz",
+		qemu: []string{"qemu-system-mips64el", "-M", "malta", "-cpu", "5KEc"}, console: "ttyS0", mem: "256"},
+	{name: "ppc64el", goarch: "ppc64le", flavour: "powerpc64le", image: "vmlinux",
+		qemu: []string{"qemu-system-ppc64", "-M", "pseries"}, console: "hvc0", mem: "1024"},
+	{name: "s390x", goarch: "s390x", flavour: "s390x", image: "vmlinuz",
+		qemu: []string{"qemu-system-s390x", "-M", "s390-ccw-virtio"}, console: "ttysclp0", mem: "1024"},
+	{name: "i386", goarch: "386", flavour: "686", image: "vmlinuz",
+		qemu: []string{"qemu-system-i386"}, console: "ttyS0", mem: "1024"},
+}
+
+// notInGuests are the tests of the qemu-user runs that do not run in a
+// guest, and why.
+var notInGuests = map[string]string{}
+
+const (
+	kernelParallel = 2                // guests at once: the machine has 2 cores
+	kernelRunLimit = 15 * time.Minute // one guest, boot to power-off
+	// kernelNeeds is what TestKernels asks of the test binary's -timeout.
+	kernelNeeds = 30 * time.Minute
+	// guestMark starts the lines the guest's /init writes about itself.
+	guestMark = "bus-kernel:"
+)
+
+func TestKernels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots Debian's kernels under qemu-system for 7 architectures; -short leaves it out")
+	}
+	if d, ok := t.Deadline(); ok && time.Until(d) < kernelNeeds {
+		t.Fatalf("TestKernels needs up to %v and the test binary's -timeout leaves %v: "+
+			"run go test -timeout 80m (or -short, which leaves it out)", kernelNeeds, time.Until(d).Round(time.Second))
+	}
+	suite := qemuUserSuite(t)
+	cache := kernelCache()
+	dir := t.TempDir()
+	slots := make(chan struct{}, kernelParallel)
+	start := time.Now()
+	t.Run("each", func(t *testing.T) {
+		for _, k := range kernelTargets {
+			t.Run(k.name, func(t *testing.T) {
+				t.Parallel()
+				if _, err := exec.LookPath(k.qemu[0]); err != nil {
+					t.Fatalf("%s: %v: install qemu-system-arm, qemu-system-mips, qemu-system-ppc, qemu-system-misc and qemu-system-x86 (Debian)", k.name, err)
+				}
+				slots <- struct{}{}
+				defer func() { <-slots }()
+				runKernel(t, k, cache, dir, suite)
+			})
+		}
+	})
+	t.Logf("all kernels: %v", time.Since(start).Round(time.Second))
+}
+
+// qemuUserSuite lists the top-level tests (and fuzz targets' seeds) that
+// the qemu-user runs of TestArches run: the guests run the same.
+func qemuUserSuite(t *testing.T) []string {
+	out, err := exec.Command(os.Args[0], "-test.list", "^(Test|Fuzz)").Output()
+	if err != nil {
+		t.Fatalf("listing the suite: %v", err)
+	}
+	skip := regexp.MustCompile(innerSkip)
+	var names []string
+	for _, name := range strings.Fields(string(out)) {
+		if !skip.MatchString(name) && name != "TestKernels" {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("listing the suite: no tests")
+	}
+	return names
+}
+
+// kernelCache is where kernels and busybox are kept between runs, outside
+// the repository.
+func kernelCache() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "bus-kernels")
+	}
+	if os.Getuid() == 0 {
+		return "/var/cache/bus-kernels"
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".cache", "bus-kernels")
+	}
+	return filepath.Join(os.TempDir(), "bus-kernels")
+}
+
+// aptArgs is apt's state for the foreign architectures, of its own in the
+// cache: the host's dpkg is not told about them (no dpkg
+// --add-architecture) and its package lists are not touched.
+func aptArgs(cache string) []string {
+	var arches []string
+	for _, k := range kernelTargets {
+		arches = append(arches, k.name)
+	}
+	return []string{"-q",
+		"-o", "APT::Architectures=" + strings.Join(arches, ","),
+		"-o", "Dir::State::Lists=" + filepath.Join(cache, "apt", "lists"),
+		"-o", "Dir::Cache=" + filepath.Join(cache, "apt"),
+		"-o", "Dir::State::status=/dev/null",
+		"-o", "APT::Sandbox::User=root", // the download folder is root's
+	}
+}
+
+var (
+	aptMu      sync.Mutex // one apt at a time
+	aptUpdated bool
+	aptLog     string // what apt-get update said
+)
+
+// aptRun runs an apt tool with the cache's state, bounded.
+func aptRun(cache, dir string, tool string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tool, append(aptArgs(cache), args...)...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("not done after 5m")
+	}
+	return string(out), err
+}
+
+// fetchKernel returns the kernel and busybox of k, downloading them from
+// Debian's archive unless the cache has them, and the packages' versions.
+func fetchKernel(t *testing.T, k kernelTarget, cache string) (kernel, busybox, versions string) {
+	t.Helper()
+	dir := filepath.Join(cache, k.name)
+	kernel, busybox = filepath.Join(dir, k.image), filepath.Join(dir, "busybox")
+	if v, err := os.ReadFile(filepath.Join(dir, "versions")); err == nil {
+		return kernel, busybox, strings.TrimSpace(string(v)) + " (cached in " + dir + ")"
+	}
+
+	aptMu.Lock()
+	defer aptMu.Unlock()
+	for _, d := range []string{"lists/partial", "archives/partial"} {
+		if err := os.MkdirAll(filepath.Join(cache, "apt", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !aptUpdated {
+		// Its status is not looked at: it is 100 when an index is missing,
+		// as debian-security's are for some architectures; whether the
+		// packages are found is what counts.
+		aptLog, _ = aptRun(cache, cache, "apt-get", "update")
+		aptUpdated = true
+	}
+	meta := "linux-image-" + k.flavour + ":" + k.name
+	show, err := aptRun(cache, cache, "apt-cache", "show", "--no-all-versions", meta)
+	if err != nil {
+		t.Fatalf("%s: apt-cache show %s: %v\n%s\napt-get update said:\n%s", k.name, meta, err, show, aptLog)
+	}
+	// The meta-package depends on the versioned image (the first name of
+	// Depends).
+	m := regexp.MustCompile(`(?m)^Depends: (linux-image-[^ ,]+) \(= ([^)]+)\)`).FindStringSubmatch(show)
+	if m == nil {
+		t.Fatalf("%s: no linux-image dependency in apt-cache show %s:\n%s", k.name, meta, show)
+	}
+	tmp, err := os.MkdirTemp(cache, "."+k.name+".tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	if out, err := aptRun(cache, tmp, "apt-get", "download", m[1]+":"+k.name+"="+m[2], "busybox-static:"+k.name); err != nil {
+		t.Fatalf("%s: apt-get download: %v\n%s", k.name, err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
+	var got []string
+	for _, deb := range debs {
+		fields, err := exec.Command("dpkg-deb", "-f", deb, "Package", "Version").Output()
+		if err != nil {
+			t.Fatalf("%s: dpkg-deb -f %s: %v", k.name, deb, err)
+		}
+		f := strings.Fields(string(fields)) // Package: NAME Version: VERSION
+		if len(f) != 4 {
+			t.Fatalf("%s: dpkg-deb -f %s: %q", k.name, deb, fields)
+		}
+		got = append(got, f[1]+" "+f[3])
+		if err := extractDeb(deb, tmp, map[string]string{
+			"./boot/" + k.image + "-": k.image,
+			"./bin/busybox":           "busybox",
+		}); err != nil {
+			t.Fatalf("%s: %s: %v", k.name, deb, err)
+		}
+	}
+	sort.Strings(got)
+	versions = strings.Join(got, ", ")
+	for _, f := range []string{k.image, "busybox"} {
+		if _, err := os.Stat(filepath.Join(tmp, f)); err != nil {
+			t.Fatalf("%s: %s is in none of %v", k.name, f, got)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "versions"), []byte(versions+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, deb := range debs {
+		os.Remove(deb)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		t.Fatal(err)
+	}
+	return kernel, busybox, versions + " (downloaded to " + dir + ")"
+}
+
+// extractDeb writes the files of deb's data whose names start with a key
+// of want to dir, named by its value.
+func extractDeb(deb, dir string, want map[string]string) error {
+	cmd := exec.Command("dpkg-deb", "--fsys-tarfile", deb)
+	data, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer cmd.Wait()
+	tr := tar.NewReader(data)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for prefix, name := range want {
+			if h.Typeflag == tar.TypeReg && strings.HasPrefix(h.Name, prefix) {
+				f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+				if err != nil {
+					return err
+				}
+				_, err = io.Copy(f, tr)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// cpio writes an initramfs: the "newc" format the kernel unpacks.
+type cpio struct {
+	bytes.Buffer
+	ino int
+}
+
+func (c *cpio) entry(name string, mode uint32, rdev [2]int, data []byte) {
+	c.ino++
+	fmt.Fprintf(&c.Buffer, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+		c.ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(name)+1, 0)
+	c.WriteString(name + "\x00")
+	c.pad()
+	c.Write(data)
+	c.pad()
+}
+
+func (c *cpio) pad() {
+	for c.Len()%4 != 0 {
+		c.WriteByte(0)
+	}
+}
+
+func (c *cpio) dir(name string)                      { c.entry(name, syscall.S_IFDIR|0o755, [2]int{}, nil) }
+func (c *cpio) file(name string, m uint32, d []byte) { c.entry(name, syscall.S_IFREG|m, [2]int{}, d) }
+
+// guestInit is the guest's /init: a machine for the suite, the suite, its
+// status, power-off. The kernel opens /dev/console (in the archive, for
+// the kernel's first open, before devtmpfs is mounted) as its stdio.
+const guestInit = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin HOME=/root TMPDIR=/tmp
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o mode=620,ptmxmode=666 devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=755 tmpfs /run
+echo "` + guestMark + ` uname -m $(uname -m)"
+echo "` + guestMark + ` uname -r $(uname -r)"
+echo "` + guestMark + ` cpus $(grep -c ^processor /proc/cpuinfo)"
+cd /bus
+./bus.test -test.short -test.v -test.count=1 -test.skip "$(cat skip)" -test.timeout "$(cat timeout)" 2>&1
+echo "` + guestMark + ` exit $?"
+sync
+poweroff -f
+`
+
+// guestPasswd and guestGroup name the ids the suite runs children as
+// (root, nobody, uid 2, gid 1), as Debian's base-passwd does.
+const (
+	guestPasswd = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nbin:x:2:2:bin:/bin:/bin/false\n" +
+		"sys:x:3:3:sys:/dev:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+	guestGroup = "root:x:0:\ndaemon:x:1:\nbin:x:2:\nsys:x:3:\nnogroup:x:65534:\n"
+)
+
+// initramfs writes the guest's initramfs to path.
+func initramfs(path string, busybox, testBin []byte, skip string, timeout time.Duration) error {
+	var c cpio
+	for _, d := range []string{"bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run", "etc", "root", "bus"} {
+		c.dir(d)
+	}
+	c.entry("dev/console", syscall.S_IFCHR|0o600, [2]int{5, 1}, nil)
+	c.file("init", 0o755, []byte(guestInit))
+	c.file("bin/busybox", 0o755, busybox)
+	c.file("etc/passwd", 0o644, []byte(guestPasswd))
+	c.file("etc/group", 0o644, []byte(guestGroup))
+	c.file("bus/bus.test", 0o755, testBin)
+	c.file("bus/skip", 0o644, []byte(skip))
+	c.file("bus/timeout", 0o644, []byte(timeout.String()))
+	// The fuzz targets' seeds, which the suite runs as tests.
+	c.dir("bus/testdata")
+	err := filepath.WalkDir(filepath.Join("testdata", "fuzz"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			c.dir("bus/" + p)
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		c.file("bus/"+p, 0o644, data)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	c.entry("TRAILER!!!", 0, [2]int{}, nil)
+	return os.WriteFile(path, c.Bytes(), 0o644)
+}
+
+// guestLineRE matches what the guest's /init says of itself.
+var guestLineRE = regexp.MustCompile(`(?m)^` + guestMark + ` (uname -m|uname -r|cpus|exit) (.*)$`)
+
+// runKernel boots k with the suite and checks what it ran.
+func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) {
+	t0 := time.Now()
+	kernel, busyboxPath, versions := fetchKernel(t, k, cache)
+	fetched := time.Since(t0)
+
+	t1 := time.Now()
+	bin := filepath.Join(dir, "bus.test."+k.name)
+	a := archTarget{name: k.name, goarch: k.goarch, env: k.env}
+	if err := goTool(a, archBuildLimit, "test", "-c", "-o", bin, "."); err != "" {
+		t.Fatal(err)
+	}
+	built := time.Since(t1)
+	testBin, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busybox, err := os.ReadFile(busyboxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var na []string
+	for name := range notInGuests {
+		na = append(na, name)
+	}
+	sort.Strings(na)
+	skip := innerSkip + "|^TestKernels$"
+	if len(na) > 0 {
+		skip += "|^(" + strings.Join(na, "|") + ")$"
+	}
+	initrd := filepath.Join(dir, "initrd."+k.name)
+	// The suite's own bound, inside the guest, leaves a minute for the
+	// boot and the power-off.
+	if err := initramfs(initrd, busybox, testBin, skip, kernelRunLimit-time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	// One CPU: a second costs more of the host's CPU than it saves (TCG;
+	// TestBurst alone took 1m19s of CPU with one, 2m2s with two, armhf).
+	argv := append(slices.Clone(k.qemu), "-m", k.mem, "-smp", "1", "-nodefaults", "-display", "none", "-serial", "stdio",
+		"-no-reboot", "-kernel", kernel, "-initrd", initrd,
+		"-append", "console="+k.console+" loglevel=3 panic=-1 rdinit=/init")
+	ctx, cancel := context.WithTimeout(context.Background(), kernelRunLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	logPath := filepath.Join(dir, "console."+k.name+".txt")
+	out, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	t2 := time.Now()
+	runErr := cmd.Run()
+	ran := time.Since(t2)
+	var cpu time.Duration // the guest's real cost: wall time varies with the host's load
+	if cmd.ProcessState != nil {
+		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	data, _ := os.ReadFile(logPath)
+	text := strings.ReplaceAll(string(data), "\r\n", "\n") // the serial line's CRLF
+
+	said := map[string]string{}
+	for _, m := range guestLineRE.FindAllStringSubmatch(text, -1) {
+		said[m[1]] = strings.TrimSpace(m[2])
+	}
+	var passed, failed, skipped []string
+	type timed struct {
+		name string
+		secs float64
+	}
+	var slow []timed
+	for _, m := range innerResultRE.FindAllStringSubmatch(text, -1) {
+		switch m[1] {
+		case "PASS":
+			passed = append(passed, m[2])
+		case "FAIL":
+			failed = append(failed, m[2])
+		case "SKIP":
+			skipped = append(skipped, m[2])
+		}
+		secs, _ := strconv.ParseFloat(m[3], 64)
+		slow = append(slow, timed{m[2], secs})
+	}
+	sort.Slice(slow, func(i, j int) bool { return slow[i].secs > slow[j].secs })
+	var slowest []string
+	for _, s := range slow[:min(3, len(slow))] {
+		slowest = append(slowest, fmt.Sprintf("%s %.1fs", s.name, s.secs))
+	}
+	t.Logf("%s: %s", k.name, versions)
+	t.Logf("%s (%s): uname -m %s, uname -r %s, %s CPUs; fetch %v, build %v, boot and run %v (qemu's CPU time %v): %d passed, %d failed, %d skipped of the %d tests of the qemu-user runs; slowest: %s",
+		k.name, strings.Join(k.qemu, " "), said["uname -m"], said["uname -r"], said["cpus"],
+		fetched.Round(100*time.Millisecond), built.Round(100*time.Millisecond), ran.Round(100*time.Millisecond), cpu.Round(100*time.Millisecond),
+		len(passed), len(failed), len(skipped), len(suite), strings.Join(slowest, ", "))
+
+	status, haveStatus := said["exit"]
+	ok := runErr == nil && haveStatus && status == "0" && len(failed) == 0 && len(skipped) == 0
+	if !ok {
+		keep := filepath.Join(os.TempDir(), "bus-kernel-"+k.name+".log")
+		if os.WriteFile(keep, data, 0o644) == nil {
+			t.Logf("%s: the guest's whole console is in %s", k.name, keep)
+		}
+	}
+	switch {
+	case strings.Contains(text, "Kernel panic"):
+		i := strings.Index(text, "Kernel panic")
+		t.Fatalf("%s: the kernel panicked:\n%s", k.name, text[max(0, i-2000):min(len(text), i+2000)])
+	case ctx.Err() != nil:
+		t.Fatalf("%s: no result after %v: killed; its console:\n%s", k.name, kernelRunLimit, innerExcerpt(text))
+	case runErr != nil:
+		t.Fatalf("%s: %s: %v; its console:\n%s", k.name, argv[0], runErr, innerExcerpt(text))
+	case !haveStatus:
+		t.Fatalf("%s: the guest powered off without the suite's exit status; its console:\n%s", k.name, innerExcerpt(text))
+	case status != "0" || len(failed) > 0:
+		t.Fatalf("%s: the suite exited %s; what failed:\n%s", k.name, status, innerExcerpt(text))
+	case len(skipped) > 0:
+		t.Fatalf("%s: tests skipped in the guest (every one must run): %v", k.name, skipped)
+	}
+	var missing []string
+	for _, name := range suite {
+		if _, na := notInGuests[name]; !na && !slices.Contains(passed, name) {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%s: tests of the qemu-user runs that did not pass in the guest: %v", k.name, missing)
+	}
+	if 10*len(passed) < 9*len(suite) {
+		t.Fatalf("%s: %d of the %d tests of the qemu-user runs ran: fewer than 90%%", k.name, len(passed), len(suite))
+	}
+	for _, name := range na {
+		t.Logf("%s: not run in a guest: %s: %s", k.name, name, notInGuests[name])
+	}
+}
