@@ -23,6 +23,9 @@ import (
 // messages: one process broadcasting back to back to 4 listeners.
 func TestBurst(t *testing.T) {
 	n := 10000
+	if testing.Short() {
+		n = 2000 // the inner runs: 10000 took 1 to 2 minutes of CPU in a TCG guest
+	}
 	path := newBus(t)
 	var ls []*listener
 	for range 4 {
@@ -240,7 +243,32 @@ func TestChurn(t *testing.T) {
 		}
 	}
 	close(stop)
+	// The writers still send what their stdin holds: up to a pipe's worth
+	// (64 KiB, thousands of messages), which takes a TCG guest (TestKernels,
+	// milliseconds a message) longer than patience. So they are given as
+	// long as the steady listeners keep receiving, and fail after patience
+	// without a message.
+	received := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return tallies[0].total + tallies[1].total
+	}
 	for _, w := range ws {
+		last, lastAt := received(), time.Now()
+		for running := true; running; {
+			select {
+			case <-w.done:
+				running = false
+			case <-time.After(100 * time.Millisecond):
+				if n := received(); n != last {
+					last, lastAt = n, time.Now()
+				} else if time.Since(lastAt) > patience {
+					w.cmd.Process.Kill()
+					t.Fatalf("writer %d still running, and no message came for %v (%d received); stderr: %s",
+						w.cmd.Process.Pid, patience, n, w.errb.String())
+				}
+			}
+		}
 		if code := w.wait(patience); code != 0 || w.sent <= 0 {
 			t.Fatalf("writer %d: exit status %d (fed %d); stderr: %s", w.cmd.Process.Pid, code, w.sent, w.errb.String())
 		}
