@@ -24,10 +24,12 @@ import (
 // The suite on every Linux architecture Go builds for (but the host's), and
 // buses shared by processes of different architectures.
 //
-// TestArches cross-compiles the test binary for each architecture and runs
-// it: natively for 386 (an x86_64 kernel runs it, and checks what qemu
-// hides: IPC_64, the 32-bit layouts and the 32-bit timespec), under
-// qemu-user for the rest, with BUS_TEST_EXEC_PREFIX naming the same qemu so
+// TestArches cross-compiles the test binary for each architecture that
+// TestKernels (kernels_test.go) does not boot a kernel of its own for and
+// runs it: natively for 386 (an x86_64 kernel runs it, and checks what qemu
+// hides: IPC_64, the 32-bit layouts and the 32-bit timespec of the compat
+// calls, which the i386 guest's 32-bit kernel does not take), under
+// qemu-user for mips (big-endian), riscv64 and loong64, with BUS_TEST_EXEC_PREFIX naming the same qemu so
 // that the children the suite spawns run under it too. Each inner run has
 // an IPC namespace of its own (as root), so that runs in parallel neither
 // see nor touch each other's objects, nor anyone else's; each checks from
@@ -88,7 +90,7 @@ const (
 )
 
 // innerSkip is the inner runs' -test.skip.
-const innerSkip = "^(TestArches|TestMixedArches|TestSpinModels)$"
+const innerSkip = "^(TestArches|TestMixedArches|TestSpinModels|TestKernels)$"
 
 // nativeTests must pass, not skip, in a native run of another architecture
 // (386): they use IPC_STAT and IPC_SET (chmod, chown, info) and timeouts,
@@ -183,6 +185,10 @@ func TestArches(t *testing.T) {
 		for _, a := range archTargets {
 			if a.isHost() {
 				continue // the outer run is this architecture's
+			}
+			if k, ok := ownKernel(a); ok {
+				t.Logf("%s: on its own kernel in TestKernels/each/%s", a.name, k)
+				continue
 			}
 			t.Run(a.name, func(t *testing.T) {
 				t.Parallel()
