@@ -40,6 +40,7 @@ type kernelTarget struct {
 	qemu    []string // qemu-system and its machine
 	console string   // the kernel's console
 	mem     string   // -m
+	machine string   // what uname -m says in the guest
 	// replaces names the target of archTargets that TestArches no longer
 	// runs under qemu-user, as this kernel runs it ("": none).
 	replaces string
@@ -51,19 +52,19 @@ type kernelTarget struct {
 // qemu-user. It also runs 386 natively, on the host's x86_64 kernel: the
 // compat calls, which i386's own kernel does not take.
 var kernelTargets = []kernelTarget{
-	{name: "armhf", replaces: "arm", goarch: "arm", env: []string{"GOARM=7"}, flavour: "armmp", image: "vmlinuz",
+	{name: "armhf", machine: "armv7l", replaces: "arm", goarch: "arm", env: []string{"GOARM=7"}, flavour: "armmp", image: "vmlinuz",
 		qemu: []string{"qemu-system-arm", "-M", "virt"}, console: "ttyAMA0", mem: "1024"},
-	{name: "arm64", replaces: "arm64", goarch: "arm64", flavour: "arm64", image: "vmlinuz",
+	{name: "arm64", machine: "aarch64", replaces: "arm64", goarch: "arm64", flavour: "arm64", image: "vmlinuz",
 		qemu: []string{"qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"}, console: "ttyAMA0", mem: "1024"},
-	{name: "mipsel", replaces: "mipsle", goarch: "mipsle", flavour: "4kc-malta", image: "vmlinuz",
+	{name: "mipsel", machine: "mips", replaces: "mipsle", goarch: "mipsle", flavour: "4kc-malta", image: "vmlinuz",
 		qemu: []string{"qemu-system-mipsel", "-M", "malta"}, console: "ttyS0", mem: "256"},
-	{name: "mips64el", replaces: "mips64le", goarch: "mips64le", flavour: "5kc-malta", image: "vmlinuz",
+	{name: "mips64el", machine: "mips64", replaces: "mips64le", goarch: "mips64le", flavour: "5kc-malta", image: "vmlinuz",
 		qemu: []string{"qemu-system-mips64el", "-M", "malta", "-cpu", "5KEc"}, console: "ttyS0", mem: "256"},
-	{name: "ppc64el", replaces: "ppc64le", goarch: "ppc64le", flavour: "powerpc64le", image: "vmlinux",
+	{name: "ppc64el", machine: "ppc64le", replaces: "ppc64le", goarch: "ppc64le", flavour: "powerpc64le", image: "vmlinux",
 		qemu: []string{"qemu-system-ppc64", "-M", "pseries"}, console: "hvc0", mem: "1024"},
-	{name: "s390x", replaces: "s390x", goarch: "s390x", flavour: "s390x", image: "vmlinuz",
+	{name: "s390x", machine: "s390x", replaces: "s390x", goarch: "s390x", flavour: "s390x", image: "vmlinuz",
 		qemu: []string{"qemu-system-s390x", "-M", "s390-ccw-virtio"}, console: "ttysclp0", mem: "1024"},
-	{name: "i386", goarch: "386", flavour: "686", image: "vmlinuz",
+	{name: "i386", machine: "i686", goarch: "386", flavour: "686", image: "vmlinuz",
 		qemu: []string{"qemu-system-i386"}, console: "ttyS0", mem: "1024"},
 }
 
@@ -504,7 +505,7 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 	}
 	sort.Slice(slow, func(i, j int) bool { return slow[i].secs > slow[j].secs })
 	var slowest []string
-	for _, s := range slow[:min(3, len(slow))] {
+	for _, s := range slow[:min(5, len(slow))] {
 		slowest = append(slowest, fmt.Sprintf("%s %.1fs", s.name, s.secs))
 	}
 	t.Logf("%s: %s", k.name, versions)
@@ -535,6 +536,8 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 		t.Fatalf("%s: %s: %v; its console:\n%s", k.name, argv[0], runErr, innerExcerpt(text))
 	case !haveStatus:
 		t.Fatalf("%s: the guest powered off without the suite's exit status; its console:\n%s", k.name, innerExcerpt(text))
+	case said["uname -m"] != k.machine:
+		t.Fatalf("%s: the guest is %q (uname -m), want %q", k.name, said["uname -m"], k.machine)
 	case status != "0" || len(failed) > 0:
 		t.Fatalf("%s: the suite exited %s; what failed:\n%s", k.name, status, innerExcerpt(text))
 	case len(skipped) > 0:
