@@ -397,6 +397,13 @@ func TestStuckReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pr.Close() // never read
+	// 64 KiB, as a pipe is by default with 4 KiB pages: 16 times less than
+	// a 64 KiB-page kernel's default (ppc64el), which 40 messages never
+	// fill (TestKernels: exit status 0, want 124).
+	const fSetpipeSz = 1031
+	if _, _, e := syscall.Syscall(syscall.SYS_FCNTL, pw.Fd(), fSetpipeSz, 64<<10); e != 0 {
+		t.Fatalf("F_SETPIPE_SZ: %v", e)
+	}
 	rr, rw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +42,8 @@ type kernelTarget struct {
 	console string   // the kernel's console
 	mem     string   // -m
 	machine string   // what uname -m says in the guest
+	// notHere are tests that do not run on this kernel alone, and why.
+	notHere map[string]string
 	// replaces names the target of archTargets that TestArches no longer
 	// runs under qemu-user, as this kernel runs it ("": none).
 	replaces string
@@ -60,7 +63,11 @@ var kernelTargets = []kernelTarget{
 		qemu: []string{"qemu-system-mipsel", "-M", "malta"}, console: "ttyS0", mem: "256"},
 	{name: "mips64el", machine: "mips64", replaces: "mips64le", goarch: "mips64le", flavour: "5kc-malta", image: "vmlinuz",
 		qemu: []string{"qemu-system-mips64el", "-M", "malta", "-cpu", "5KEc"}, console: "ttyS0", mem: "256"},
-	{name: "ppc64el", machine: "ppc64le", replaces: "ppc64le", goarch: "ppc64le", flavour: "powerpc64le", image: "vmlinux",
+	{name: "ppc64el", notHere: map[string]string{
+		"TestJoinsWhileStreaming": "64 KiB pages: its writers' stdin pipes are 64 KiB, not the 4 KiB it asks for (F_SETPIPE_SZ rounds up to a page), " +
+			"and the 8,000 lines they hold when stopped take a TCG guest more than its drainBound (60 s) to send to 16 listeners (writer: feeder stuck for 1m0s)",
+	},
+		machine: "ppc64le", replaces: "ppc64le", goarch: "ppc64le", flavour: "powerpc64le", image: "vmlinux",
 		qemu: []string{"qemu-system-ppc64", "-M", "pseries"}, console: "hvc0", mem: "1024"},
 	{name: "s390x", machine: "s390x", replaces: "s390x", goarch: "s390x", flavour: "s390x", image: "vmlinuz",
 		qemu: []string{"qemu-system-s390x", "-M", "s390-ccw-virtio"}, console: "ttysclp0", mem: "1024"},
@@ -414,7 +421,8 @@ func initramfs(path string, busybox, testBin []byte, skip string, timeout time.D
 }
 
 // guestLineRE matches what the guest's /init says of itself.
-var guestLineRE = regexp.MustCompile(`(?m)^` + guestMark + ` (uname -m|uname -r|cpus|exit) (.*)$`)
+// (anywhere in a line: a late kernel message may come before it).
+var guestLineRE = regexp.MustCompile(`(?m)` + guestMark + ` (uname -m|uname -r|cpus|exit) (.*)$`)
 
 // runKernel boots k with the suite and checks what it ran.
 func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) {
@@ -437,8 +445,10 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	notRun := maps.Clone(notInGuests)
+	maps.Copy(notRun, k.notHere)
 	var na []string
-	for name := range notInGuests {
+	for name := range notRun {
 		na = append(na, name)
 	}
 	sort.Strings(na)
@@ -515,7 +525,7 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 		len(passed), len(failed), len(skipped), len(suite), strings.Join(slowest, ", "))
 
 	for _, name := range na {
-		t.Logf("%s: not run in a guest: %s: %s", k.name, name, notInGuests[name])
+		t.Logf("%s: not run in a guest: %s: %s", k.name, name, notRun[name])
 	}
 
 	status, haveStatus := said["exit"]
@@ -545,7 +555,7 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 	}
 	var missing []string
 	for _, name := range suite {
-		if _, na := notInGuests[name]; !na && !slices.Contains(passed, name) {
+		if _, na := notRun[name]; !na && !slices.Contains(passed, name) {
 			missing = append(missing, name)
 		}
 	}

@@ -579,13 +579,20 @@ type writer struct {
 func startWriter(t *testing.T, path string, n int, stop <-chan struct{}, args ...string) *writer {
 	t.Helper()
 	cmd := busCommand(append(append([]string{"broadcast"}, args...), path, "-")...)
-	in, err := cmd.StdinPipe()
+	pr, in, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A short pipe, so that what was fed is sent soon after stop: a page,
+	// not the default 16 (1 MiB with the 64 KiB pages of ppc64el: TestChurn
+	// ran for 10 minutes there after stop).
+	const fSetpipeSz = 1031
+	syscall.Syscall(syscall.SYS_FCNTL, in.Fd(), fSetpipeSz, 4096)
 	w := &writer{t: t, cmd: cmd, in: in, errb: &syncBuffer{}, done: make(chan struct{}), fed: make(chan struct{})}
-	cmd.Stderr = w.errb
-	if err := cmd.Start(); err != nil {
+	cmd.Stdin, cmd.Stderr = pr, w.errb
+	err = cmd.Start()
+	pr.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	go func() {
