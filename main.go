@@ -629,19 +629,26 @@ func info(path string, stdout, stderr io.Writer) error {
 	// that for a moment they count a process no longer attached; one
 	// leaving does so between its last semop and its exit. That takes
 	// microseconds, or a few scheduler ticks on a loaded machine; a bus
-	// that is broken stays so. A healthy bus is read once.
+	// that is broken stays so. Most readings, not all: a writer waiting
+	// for a dead X re-queues between raw slices, and a reading that falls
+	// there counts it as a writer that could hold X. A healthy bus is read
+	// once.
 	var s busState
-	var persists [nsems]bool
-	for try := 0; ; try++ {
+	var seen [nsems]int    // readings that showed the problem, from the first on
+	var said [nsems]string // what the last of them said
+	for try := 0; try < 11; try++ {
 		if e := s.read(o.semid, shm); e != 0 {
 			return (&Bus{Path: path}).objectError("semaphores", sem, "info", "read", e)
 		}
 		some := false
 		for i, p := range s.problems(path) {
-			persists[i] = p != "" && (try == 0 || persists[i])
-			some = some || persists[i]
+			if p != "" && (try == 0 || seen[i] > 0) {
+				seen[i]++
+				said[i] = p
+			}
+			some = some || seen[i] > 0
 		}
-		if !some || try == 10 {
+		if !some {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -675,8 +682,8 @@ func info(path string, stdout, stderr io.Writer) error {
 		t.print(stdout)
 	}
 	var status error
-	for i, p := range s.problems(path) {
-		if persists[i] && p != "" {
+	for i, p := range said {
+		if seen[i] >= 8 { // of 11
 			fprintf(stderr, "bus: %s: %s\n", path, p)
 			status = exitError(1)
 		}
