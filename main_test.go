@@ -183,6 +183,14 @@ func sysvObjects() ([]string, error) {
 	return out, nil
 }
 
+// emulated says the suite runs under emulation: qemu-user (TestArches sets
+// BUS_TEST_EXEC_PREFIX) or a TCG guest's own kernel (TestKernels sets
+// BUS_TEST_EMULATED). The costliest tests then make fewer rounds: the same
+// checks, in a tenth of a CPU's speed.
+func emulated() bool {
+	return os.Getenv("BUS_TEST_EXEC_PREFIX") != "" || os.Getenv("BUS_TEST_EMULATED") != ""
+}
+
 // busCommand is `bus args...` as a real process.
 func busCommand(args ...string) *exec.Cmd {
 	argv := append(strings.Fields(os.Getenv("BUS_TEST_EXEC_PREFIX")), testBinary())
