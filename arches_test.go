@@ -205,6 +205,38 @@ func TestArches(t *testing.T) {
 // innerResultRE matches a top-level test's result in -test.v output.
 var innerResultRE = regexp.MustCompile(`(?m)^--- (PASS|FAIL|SKIP): (\S+) \(([0-9.]+)s\)$`)
 
+// innerTally is what an inner run's -test.v output says of its top-level
+// tests: by result, and the slowest with their times.
+type innerTally struct {
+	passed, failed, skipped []string
+	slowest                 []string // "TestX 1.2s", the slowest first
+}
+
+func tallyInner(text string, slowest int) (r innerTally) {
+	type timed struct {
+		name string
+		secs float64
+	}
+	var slow []timed
+	for _, m := range innerResultRE.FindAllStringSubmatch(text, -1) {
+		switch m[1] {
+		case "PASS":
+			r.passed = append(r.passed, m[2])
+		case "FAIL":
+			r.failed = append(r.failed, m[2])
+		case "SKIP":
+			r.skipped = append(r.skipped, m[2])
+		}
+		secs, _ := strconv.ParseFloat(m[3], 64)
+		slow = append(slow, timed{m[2], secs})
+	}
+	sort.Slice(slow, func(i, j int) bool { return slow[i].secs > slow[j].secs })
+	for _, s := range slow[:min(slowest, len(slow))] {
+		r.slowest = append(r.slowest, fmt.Sprintf("%s %.1fs", s.name, s.secs))
+	}
+	return r
+}
+
 // runArch builds the test binary for a and runs the suite with it.
 // withinDeadline is d, scaled, but ending a minute before t's deadline, so
 // that a run out of time is reported by its test rather than by -timeout.
@@ -266,28 +298,8 @@ func runArch(t *testing.T, a archTarget, dir string, privateIPC bool) {
 	data, _ := os.ReadFile(logPath)
 	text := string(data)
 
-	results := innerResultRE.FindAllStringSubmatch(text, -1)
-	var passed, skipped []string
-	type timed struct {
-		name string
-		secs float64
-	}
-	var slow []timed
-	for _, m := range results {
-		switch m[1] {
-		case "PASS":
-			passed = append(passed, m[2])
-		case "SKIP":
-			skipped = append(skipped, m[2])
-		}
-		secs, _ := strconv.ParseFloat(m[3], 64)
-		slow = append(slow, timed{m[2], secs})
-	}
-	sort.Slice(slow, func(i, j int) bool { return slow[i].secs > slow[j].secs })
-	var slowest []string
-	for _, s := range slow[:min(3, len(slow))] {
-		slowest = append(slowest, fmt.Sprintf("%s %.1fs", s.name, s.secs))
-	}
+	r := tallyInner(text, 3)
+	passed, skipped, slowest := r.passed, r.skipped, r.slowest
 	runner := "native"
 	if len(a.prefix()) > 0 {
 		runner = strings.Join(a.prefix(), " ")

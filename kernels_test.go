@@ -23,7 +23,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -507,29 +506,8 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 	for _, m := range guestLineRE.FindAllStringSubmatch(text, -1) {
 		said[m[1]] = strings.TrimSpace(m[2])
 	}
-	var passed, failed, skipped []string
-	type timed struct {
-		name string
-		secs float64
-	}
-	var slow []timed
-	for _, m := range innerResultRE.FindAllStringSubmatch(text, -1) {
-		switch m[1] {
-		case "PASS":
-			passed = append(passed, m[2])
-		case "FAIL":
-			failed = append(failed, m[2])
-		case "SKIP":
-			skipped = append(skipped, m[2])
-		}
-		secs, _ := strconv.ParseFloat(m[3], 64)
-		slow = append(slow, timed{m[2], secs})
-	}
-	sort.Slice(slow, func(i, j int) bool { return slow[i].secs > slow[j].secs })
-	var slowest []string
-	for _, s := range slow[:min(5, len(slow))] {
-		slowest = append(slowest, fmt.Sprintf("%s %.1fs", s.name, s.secs))
-	}
+	r := tallyInner(text, 5)
+	passed, failed, skipped, slowest := r.passed, r.failed, r.skipped, r.slowest
 	t.Logf("%s: %s", k.name, versions)
 	t.Logf("%s (%s): uname -m %s, uname -r %s, %s CPUs; fetch %v, build %v, boot and run %v (qemu's CPU time %v): %d passed, %d failed, %d skipped of the %d tests of the qemu-user runs; slowest: %s",
 		k.name, strings.Join(k.qemu, " "), said["uname -m"], said["uname -r"], said["cpus"],
