@@ -311,19 +311,11 @@ func newRig(tb testing.TB, brokerConf string) *rig {
 // waitReady waits for a -r 3 signal on rr.
 func waitReady(tb testing.TB, rr *os.File, p *piped) {
 	tb.Helper()
-	ready := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(rr)
-		rr.Close()
-		ready <- b
-	}()
-	select {
-	case b := <-ready:
-		if string(b) != "\n" {
-			tb.Fatalf("%s did not get ready: wrote %q; stderr: %s", p.what, b, p.errb.String())
-		}
-	case <-time.After(patience):
+	switch b, ok := readReady(rr); {
+	case !ok:
 		tb.Fatalf("%s not ready after %v; stderr: %s", p.what, patience, p.errb.String())
+	case string(b) != "\n":
+		tb.Fatalf("%s did not get ready: wrote %q; stderr: %s", p.what, b, p.errb.String())
 	}
 }
 

@@ -361,21 +361,13 @@ func TestStdoutWriteError(t *testing.T) {
 		}
 		pw.Close()
 		devnull.Close()
-		ready := make(chan []byte, 1)
-		go func() {
-			b, _ := io.ReadAll(pr)
-			pr.Close()
-			ready <- b
-		}()
-		select {
-		case b := <-ready:
-			if string(b) != "\n" {
-				cmd.Process.Kill()
-				t.Fatalf("%s wrote %q for ready; stderr %q", sub, b, errb.String())
-			}
-		case <-time.After(patience):
+		switch b, ok := readReady(pr); {
+		case !ok:
 			cmd.Process.Kill()
 			t.Fatalf("%s not ready after %v", sub, patience)
+		case string(b) != "\n":
+			cmd.Process.Kill()
+			t.Fatalf("%s wrote %q for ready; stderr %q", sub, b, errb.String())
 		}
 		bus(t, "", "broadcast", "-t", patience.String(), path, "0 not printed").expect(t, 0, "")
 		code, err := waitBounded(cmd, patience)

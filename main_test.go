@@ -425,6 +425,20 @@ func startReady(t *testing.T, cmd *exec.Cmd, what string) *listener {
 		close(l.done)
 	}()
 	t.Cleanup(func() { l.kill() })
+	switch b, ok := readReady(rr); {
+	case !ok:
+		l.kill()
+		t.Fatalf("%s not ready after %v; stderr: %s", what, patience, l.errb.String())
+	case string(b) != "\n":
+		l.kill()
+		t.Fatalf("%s did not get ready: wrote %q; stderr: %s", what, b, l.errb.String())
+	}
+	return l
+}
+
+// readReady reads a -r FD signal from rr until the writer closes it, at
+// most patience: what was written, and false if the bound ran out first.
+func readReady(rr *os.File) ([]byte, bool) {
 	ready := make(chan []byte, 1)
 	go func() {
 		b, _ := io.ReadAll(rr)
@@ -433,15 +447,10 @@ func startReady(t *testing.T, cmd *exec.Cmd, what string) *listener {
 	}()
 	select {
 	case b := <-ready:
-		if string(b) != "\n" {
-			l.kill()
-			t.Fatalf("%s did not get ready: wrote %q; stderr: %s", what, b, l.errb.String())
-		}
+		return b, true
 	case <-time.After(patience):
-		l.kill()
-		t.Fatalf("%s not ready after %v; stderr: %s", what, patience, l.errb.String())
+		return nil, false
 	}
-	return l
 }
 
 func (l *listener) kill() {
