@@ -379,6 +379,27 @@ func innerExcerpt(text string) string {
 	return strings.Join(parts, "\n")
 }
 
+// runExcerpt is what an inner run printed while the top-level test name
+// ran: from its "=== RUN" line to the next top-level one, for a test with
+// no result line (a console can mangle one).
+func runExcerpt(text, name string) string {
+	const most = 60
+	lines := strings.Split(text, "\n")
+	from := slices.IndexFunc(lines, func(l string) bool { return strings.HasSuffix(l, "=== RUN   "+name) })
+	if from < 0 {
+		return "\t(no \"=== RUN   " + name + "\" line)"
+	}
+	to := from + 1
+	for to < len(lines) && (!strings.Contains(lines[to], "=== RUN   ") || strings.Contains(lines[to], "=== RUN   "+name+"/")) {
+		to++
+	}
+	part := lines[from:min(to+1, len(lines))]
+	if len(part) > most {
+		part = append(append(slices.Clone(part[:most/2]), "\t..."), part[len(part)-most/2:]...)
+	}
+	return strings.Join(part, "\n")
+}
+
 // peer is a bus binary of one architecture, and how to run it.
 type peer struct {
 	name string
