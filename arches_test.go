@@ -82,12 +82,16 @@ var archTargets = []archTarget{
 }
 
 const (
-	archParallel   = 2                // inner runs at once: the machine has 2 cores
 	archBuildLimit = 15 * time.Minute // one cross-compilation, std included when the cache is cold
 	archRunLimit   = 10 * time.Minute // one inner run of the suite (both scaled, within the deadline)
 	// archNeeds is what TestArches asks of the test binary's -timeout.
 	archNeeds = 25 * time.Minute
 )
+
+// emulators bounds the emulated runs at once, TestArches' and TestKernels'
+// together (both are parallel tests): the machine has 2 cores, and a run
+// under qemu keeps one busy.
+var emulators = make(chan struct{}, 2)
 
 // innerSkip is the inner runs' -test.skip.
 const innerSkip = "^(TestArches|TestMixedArches|TestSpinModels|TestKernels)$"
@@ -169,17 +173,14 @@ func TestArches(t *testing.T) {
 		t.Fatalf("TestArches needs up to %v and the test binary's -timeout leaves %v: "+
 			"run go test -timeout 80m (or -short, which leaves it out)", archNeeds, time.Until(d).Round(time.Second))
 	}
+	t.Parallel() // beside TestKernels, sharing emulators
 	root := os.Getuid() == 0
 	if !root {
 		t.Log("not root: no IPC namespaces; the architectures run one at a time, and the permission tests skip")
 	}
 	dir := t.TempDir()
-	os.Chmod(dir, 0o755) // the inner suites run children as another user
-	parallel := archParallel
-	if !root {
-		parallel = 1
-	}
-	slots := make(chan struct{}, parallel)
+	os.Chmod(dir, 0o755)            // the inner suites run children as another user
+	alone := make(chan struct{}, 1) // when not root
 	start := time.Now()
 	t.Run("each", func(t *testing.T) {
 		for _, a := range archTargets {
@@ -193,8 +194,12 @@ func TestArches(t *testing.T) {
 			t.Run(a.name, func(t *testing.T) {
 				t.Parallel()
 				a.checkRunner(t)
-				slots <- struct{}{}
-				defer func() { <-slots }()
+				if !root {
+					alone <- struct{}{}
+					defer func() { <-alone }()
+				}
+				emulators <- struct{}{}
+				defer func() { <-emulators }()
 				runArch(t, a, dir, root)
 			})
 		}

@@ -390,7 +390,7 @@ func TestStuckReader(t *testing.T) {
 	}
 	defer pr.Close() // never read
 	// 64 KiB, as a pipe is by default with 4 KiB pages: 16 times less than
-	// a 64 KiB-page kernel's default (ppc64el), which 40 messages never
+	// a 64 KiB-page kernel's default (ppc64el), which 36 messages never
 	// fill (TestKernels: exit status 0, want 124).
 	const fSetpipeSz = 1031
 	if _, _, e := syscall.Syscall(syscall.SYS_FCNTL, pw.Fd(), fSetpipeSz, 64<<10); e != 0 {
@@ -419,15 +419,18 @@ func TestStuckReader(t *testing.T) {
 		t.Fatal("the stuck listener never got ready")
 	}
 	healthy := startListener(t, nil, "listen", path)
-	// Two messages to a pipe page, 16 pages: the pipe is full after 32.
+	// Two messages to a pipe page, 16 pages: the pipe is full after 32,
+	// and the listener blocks writing the 33rd; each one after it is a
+	// timeout (-t, scaled: 5 s under qemu).
+	const n = 36
 	body := strings.Repeat("x", 2000)
 	var in strings.Builder
-	for i := range 40 {
+	for i := range n {
 		fmt.Fprintf(&in, "%d %s\n", i, body)
 	}
 	r := bus(t, in.String(), "broadcast", "-t", scaledT(300*time.Millisecond), path, "-")
 	r.expect(t, 124, "1 listener(s) had not taken the message")
-	for i := range 40 {
+	for i := range n {
 		if got, want := healthy.next(), fmt.Sprintf("%d %s", i, body); got != want {
 			t.Fatalf("message %d: got %.20q..., want %.20q...", i, got, want)
 		}

@@ -100,7 +100,6 @@ var notInGuests = map[string]string{
 }
 
 const (
-	kernelParallel = 2 // guests at once: the machine has 2 cores
 	// One guest, boot to power-off: ppc64el, the slowest, took 12 minutes
 	// of CPU (14 on a machine loaded 5 times over).
 	kernelRunLimit = 25 * time.Minute
@@ -118,10 +117,10 @@ func TestKernels(t *testing.T) {
 		t.Fatalf("TestKernels needs up to %v and the test binary's -timeout leaves %v: "+
 			"run go test -timeout 80m (or -short, which leaves it out)", kernelNeeds, time.Until(d).Round(time.Second))
 	}
+	t.Parallel() // beside TestArches, sharing emulators
 	suite := qemuUserSuite(t)
 	cache := kernelCache()
 	dir := t.TempDir()
-	slots := make(chan struct{}, kernelParallel)
 	start := time.Now()
 	t.Run("each", func(t *testing.T) {
 		for _, k := range kernelTargets {
@@ -130,8 +129,8 @@ func TestKernels(t *testing.T) {
 				if _, err := exec.LookPath(k.qemu[0]); err != nil {
 					t.Fatalf("%s: %v: install qemu-system-arm, qemu-system-mips, qemu-system-ppc, qemu-system-misc and qemu-system-x86 (Debian)", k.name, err)
 				}
-				slots <- struct{}{}
-				defer func() { <-slots }()
+				emulators <- struct{}{}
+				defer func() { <-emulators }()
 				runKernel(t, k, cache, dir, suite)
 			})
 		}
