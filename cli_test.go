@@ -39,7 +39,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"chmod", "rwx", path}, `permissions "rwx"`},
 		{[]string{"chown", ":", path}, "no user name"},
 		{[]string{"create", "-n"}, "flag not known: -n"},
-		{[]string{"help", "nope"}, `no subcommand "nope"`},
+		{[]string{"help", "nope"}, `unknown subcommand "nope"`},
 	} {
 		r := bus(t, "", c.args...)
 		r.expect(t, 2, c.want)

@@ -82,7 +82,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if len(o.args) == 1 {
 			name = o.args[0]
 			if _, ok := subcommands[name]; !ok {
-				return &usageError{msg: sprintf("no subcommand %q", name), name: "help"}
+				return &usageError{msg: sprintf("unknown subcommand %q", name), name: "help"}
 			}
 		}
 		io.WriteString(stdout, helpText(name))

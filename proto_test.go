@@ -228,6 +228,9 @@ func TestSpinModels(t *testing.T) {
 				"must be checked; install spin and gcc (Debian: apt-get install spin gcc)", tool, err)
 		}
 	}
+	// Beside TestArches and TestKernels: the models use one core for
+	// about 100 s, and the sequential tests have all run by then.
+	t.Parallel()
 	for _, m := range spinModels {
 		t.Run(m.name, func(t *testing.T) {
 			checkSpinModel(t, m)
