@@ -25,6 +25,9 @@ func TestBurst(t *testing.T) {
 	if testing.Short() {
 		n = 2000 // the inner runs: 10000 took 1 to 2 minutes of CPU in a TCG guest
 	}
+	if emulated() {
+		n = 500 // 2000 took 17 s in an arm64 guest
+	}
 	path := newBus(t)
 	var ls []*listener
 	for range 4 {
@@ -192,6 +195,9 @@ func TestChurn(t *testing.T) {
 	rounds := 400
 	if testing.Short() {
 		rounds = 25
+	}
+	if emulated() {
+		rounds = 10 // 25 took 23 s in an arm64 guest
 	}
 	path := newBus(t)
 	steady := []*listener{startListener(t, nil, "listen", path), startListener(t, nil, "listen", path)}
