@@ -54,15 +54,30 @@ type kernelTarget struct {
 // qemu-user. It also runs 386 natively, on the host's x86_64 kernel: the
 // compat calls, which i386's own kernel does not take.
 //
-// mipsel (linux-image-4kc-malta, qemu-system-mipsel -M malta) is left out
-// for now, and TestArches runs mipsle under qemu-user: on its own kernel,
-// in both runs made, writers and joiners waited seconds for X or W
-// (TestChurn: "timed out after 5s waiting for the bus"; TestJoinsWhileStreaming:
-// p90 15.9 s; TestKilledListeners once), which no other kernel nor
-// qemu-user shows. Whether that is bus or the emulated 4Kc's speed is not
-// known yet; its entry was {name: "mipsel", machine: "mips", replaces:
-// "mipsle", goarch: "mipsle", flavour: "4kc-malta", image: "vmlinuz", qemu:
-// qemu-system-mipsel -M malta, console: "ttyS0", mem: "256"}.
+// mipsel (linux-image-4kc-malta, qemu-system-mipsel -M malta, whose default
+// CPU is a 24Kc with an FPU) is left out, and TestArches runs mipsle under
+// qemu-user: its guest failed each of five full runs. In the first two,
+// writers and joiners waited seconds for X or W (TestChurn "timed out after
+// 5s waiting for the bus", TestJoinsWhileStreaming p90 15.9 s). In three
+// more, with bounds scaled x19 to x30, those passed (join p90 3.4 and 2.2 s)
+// and other things failed: TestReferenceDeadlock's R1 did not come within
+// its 20,000 messages (in five other runs it came at message 2, 1,613,
+// 2,169, 8,732 (-cpu 74Kf) and 12,441), and the guest's testing package
+// printed negative durations (TestBroadcastStdin -13.71 s and -2.28 s,
+// TestMixedReferenceR2 -1.89 s), which the tally does not count as passes.
+// Nothing measured points at bus: in the guest, time.Sleep(1ms) takes 1.24
+// ms (median of 1,000), semtimedop through ipc() with an 8 ms timeout 8.34
+// ms, and 10 s of sleep 10.05 s of the host's time; a process reading
+// CLOCK_MONOTONIC every 10 ms beside the whole suite never saw it go back,
+// nor did one reading it every 1 ms while it spawned 600 children. What was
+// seen is the whole guest standing still: two processes in it missed the
+// same 3.7 s; two guests started together each missed 10.9 s (one process
+// 39.8 s); a native process on the host, at 85% CPU pressure, missed up to
+// 3.05 s. Why only this guest's tests suffer, and where the negative
+// durations come from, is not known. Its entry was {name: "mipsel", machine:
+// "mips", replaces: "mipsle", goarch: "mipsle", flavour: "4kc-malta", image:
+// "vmlinuz", qemu: qemu-system-mipsel -M malta, console: "ttyS0", mem:
+// "256"}.
 var kernelTargets = []kernelTarget{
 	{name: "armhf", machine: "armv7l", replaces: "arm", goarch: "arm", env: []string{"GOARM=7"}, flavour: "armmp", image: "vmlinuz",
 		qemu: []string{"qemu-system-arm", "-M", "virt"}, console: "ttyAMA0", mem: "1024"},
