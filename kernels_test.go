@@ -64,7 +64,8 @@ type kernelTarget struct {
 // its 20,000 messages (in five other runs it came at message 2, 1,613,
 // 2,169, 8,732 (-cpu 74Kf) and 12,441), and the guest's testing package
 // printed negative durations (TestBroadcastStdin -13.71 s and -2.28 s,
-// TestMixedReferenceR2 -1.89 s), which the tally does not count as passes.
+// TestMixedReferenceR2 -1.89 s), which innerResultRE does not read as
+// passes: in two of the three the suite itself passed, exit status 0.
 // Nothing measured points at bus: in the guest, time.Sleep(1ms) takes 1.24
 // ms (median of 1,000), semtimedop through ipc() with an 8 ms timeout 8.34
 // ms, and 10 s of sleep 10.05 s of the host's time; a process reading
