@@ -92,8 +92,10 @@ const (
 // together (both are parallel tests). The machine has 2 cores, and an
 // emulated run idles half its time or more, in the timeouts its tests
 // expect (a guest's qemu: 3m42s of CPU in 7m44s on mips64el, 4m32s in
-// 13m26s on mipsel): 3 at once keep both cores busy.
-var emulators = make(chan struct{}, 3)
+// 13m26s on mipsel): 3 at once keep both cores busy. Of them at most 2
+// guests (guests): one can keep a core busy throughout (arm64: 3m41s of
+// CPU in 4m33s).
+var emulators, guests = make(chan struct{}, 3), make(chan struct{}, 2)
 
 // innerSkip is the inner runs' -test.skip.
 const innerSkip = "^(TestArches|TestMixedArches|TestSpinModels|TestKernels)$"
