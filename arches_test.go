@@ -215,8 +215,7 @@ func TestArches(t *testing.T) {
 // anywhere in a line: a guest's serial console can run another process's
 // output into it. A subtest's name has a slash, which it does not match.
 // The duration may be negative: a malta guest's clock, after the guest
-// stood still for seconds, went back by a multiple of 2^32 ns (TestKernels
-// logs it).
+// stood still for seconds, went back (TestKernels logs it).
 var innerResultRE = regexp.MustCompile(`--- (PASS|FAIL|SKIP): (\w+) \((-?[0-9.]+)s\)`)
 
 // innerTally is what an inner run's -test.v output says of its top-level

@@ -56,9 +56,9 @@ type kernelTarget struct {
 //
 // The malta guests (mipsel, mips64el) stand still for seconds now and then
 // on a loaded host, and their clock can then go back: tests printed
-// durations of -1.89 to -13.71 s, each the real time less k x 2^32 ns, as
-// from an overflow in the kernel's clock arithmetic after a long stall
-// (innerResultRE reads them; runKernel logs them). mipsel was left out for
+// durations of -0.59 to -13.71 s; with k x 2^32 ns added, the first four
+// are 2 to 4 s, as if the kernel's clock arithmetic overflowed after a
+// long stall (a guess; innerResultRE reads them, runKernel logs them). mipsel was left out for
 // a while because of them; nothing measured in its guest pointed at bus
 // (time.Sleep(1ms) 1.24 ms, an 8 ms semtimedop through ipc() 8.34 ms,
 // median of 1,000 each).
@@ -557,9 +557,8 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 		t.Logf("%s: not run in a guest: %s: %s", k.name, name, notRun[name])
 	}
 	if len(r.negative) > 0 {
-		// Each seen so far was the test's real time less k x 2^32 ns
-		// (4.295 s): the kernel's clock arithmetic, after the emulated
-		// CPU stood still for seconds; a test's result is its PASS or
+		// Seen in malta guests after the emulated CPU stood still for
+		// seconds (see kernelTargets); a test's result is its PASS or
 		// FAIL and the suite's status.
 		t.Logf("%s: the guest's clock went back during %s (negative durations)", k.name, strings.Join(slices.Compact(slices.Sorted(slices.Values(r.negative))), ", "))
 	}
