@@ -288,32 +288,13 @@ func runArch(t *testing.T, a archTarget, dir string, privateIPC bool) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "BUS_TEST_EXEC_PREFIX="+strings.Join(a.prefix(), " "), ownIPC+"=0")
-	// Its own process group, so that a timeout kills its children too; its
-	// own IPC namespace, which goes with its objects when its last process
-	// exits.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own IPC namespace, which goes with its objects when its last
+	// process exits.
 	if privateIPC {
-		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWIPC
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWIPC}
 		cmd.Env = append(cmd.Env, ownIPC+"=1") // it checks that it left none
 	}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = scaled(10 * time.Second)
-	// A file, not a pipe: a child left running cannot hold up Wait.
-	logPath := filepath.Join(dir, "out."+a.name+".txt")
-	out, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	t1 := time.Now()
-	runErr := cmd.Run()
-	ran := time.Since(t1)
-	if cmd.Process != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // whatever it left running
-	}
-	data, _ := os.ReadFile(logPath)
-	text := string(data)
+	text, ran, runErr := runLogged(t, cmd, filepath.Join(dir, "out."+a.name+".txt"))
 
 	r := tallyInner(text, 3)
 	passed, skipped, slowest := r.passed, r.skipped, r.slowest
@@ -413,6 +394,35 @@ func runExcerpt(text, name string) string {
 		part = append(append(slices.Clone(part[:most/2]), "\t..."), part[len(part)-most/2:]...)
 	}
 	return strings.Join(part, "\n")
+}
+
+// runLogged runs cmd (made with exec.CommandContext) in a process group of
+// its own, so that its context's end kills its children too, and kills
+// whatever the group left running after. Its output goes to the file
+// logPath, not a pipe: a child left running cannot hold up Wait. It
+// returns that output, the run's wall time and its error.
+func runLogged(t *testing.T, cmd *exec.Cmd, logPath string) (text string, ran time.Duration, err error) {
+	t.Helper()
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = scaled(10 * time.Second)
+	out, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	start := time.Now()
+	err = cmd.Run()
+	ran = time.Since(start)
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	data, _ := os.ReadFile(logPath)
+	return string(data), ran, err
 }
 
 // peer is a bus binary of one architecture, and how to run it.

@@ -521,25 +521,12 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 	ctx, cancel := context.WithTimeout(context.Background(), kernelRunLimit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
-	logPath := filepath.Join(dir, "console."+k.name+".txt")
-	out, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	t2 := time.Now()
-	runErr := cmd.Run()
-	ran := time.Since(t2)
-	var cpu time.Duration // the guest's real cost: wall time varies with the host's load
+	text, ran, runErr := runLogged(t, cmd, filepath.Join(dir, "console."+k.name+".txt"))
+	text = strings.ReplaceAll(text, "\r\n", "\n") // the serial line's CRLF
+	var cpu time.Duration                         // the guest's real cost: wall time varies with the host's load
 	if cmd.ProcessState != nil {
 		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
-	data, _ := os.ReadFile(logPath)
-	text := strings.ReplaceAll(string(data), "\r\n", "\n") // the serial line's CRLF
 
 	said := map[string]string{}
 	for _, m := range guestLineRE.FindAllStringSubmatch(text, -1) {
