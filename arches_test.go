@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -216,7 +215,7 @@ func TestArches(t *testing.T) {
 // output into it. A subtest's name has a slash, which it does not match.
 // The duration may be negative: a malta guest's clock, after the guest
 // stood still for seconds, went back (TestKernels logs it).
-var innerResultRE = regexp.MustCompile(`--- (PASS|FAIL|SKIP): (\w+) \((-?[0-9.]+)s\)`)
+var innerResultRE = lazyRE(`--- (PASS|FAIL|SKIP): (\w+) \((-?[0-9.]+)s\)`)
 
 // innerTally is what an inner run's -test.v output says of its top-level
 // tests: by result, and the slowest with their times.
@@ -232,7 +231,7 @@ func tallyInner(text string, slowest int) (r innerTally) {
 		secs float64
 	}
 	var slow []timed
-	for _, m := range innerResultRE.FindAllStringSubmatch(text, -1) {
+	for _, m := range innerResultRE().FindAllStringSubmatch(text, -1) {
 		switch m[1] {
 		case "PASS":
 			r.passed = append(r.passed, m[2])

@@ -11,7 +11,6 @@ import (
 	"math"
 	"math/big"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -484,19 +483,19 @@ func FuzzParseOwner(f *testing.F) {
 
 // goDuration matches what time.ParseDuration reads, overflow aside: each
 // number with its unit, and its value in nanoseconds.
-var goDuration = regexp.MustCompile(`^([-+]?)((?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|\x{b5}s|\x{3bc}s|ms|s|m|h))+)$`)
-var durationPart = regexp.MustCompile(`([0-9.]+)([^0-9.]+)`)
+var goDuration = lazyRE(`^([-+]?)((?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|\x{b5}s|\x{3bc}s|ms|s|m|h))+)$`)
+var durationPart = lazyRE(`([0-9.]+)([^0-9.]+)`)
 
 // durationValue is s's value in nanoseconds, exactly, if it is a duration
 // to ParseDuration's grammar (or "0").
 func durationValue(s string) (*big.Rat, bool) {
-	m := goDuration.FindStringSubmatch(s)
+	m := goDuration().FindStringSubmatch(s)
 	if m == nil {
 		return new(big.Rat), strings.TrimLeft(s, "+-") == "0" && len(s) <= 2
 	}
 	unit := map[string]int64{"ns": 1, "us": 1e3, "\u00b5s": 1e3, "\u03bcs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
 	sum := new(big.Rat)
-	for _, p := range durationPart.FindAllStringSubmatch(m[2], -1) {
+	for _, p := range durationPart().FindAllStringSubmatch(m[2], -1) {
 		n, ok := new(big.Rat).SetString(strings.TrimSuffix(p[1], "."))
 		if !ok {
 			n, _ = new(big.Rat).SetString("0" + p[1])

@@ -472,7 +472,7 @@ func guestTally(text string) innerTally {
 
 // guestLineRE matches what the guest's /init says of itself.
 // (anywhere in a line: a late kernel message may come before it).
-var guestLineRE = regexp.MustCompile(`(?m)` + guestMark + ` (uname -m|uname -r|cpus|exit) (.*)$`)
+var guestLineRE = lazyRE(`(?m)` + guestMark + ` (uname -m|uname -r|cpus|exit) (.*)$`)
 
 // runKernel boots k with the suite and checks what it ran.
 func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) {
@@ -529,7 +529,7 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 	}
 
 	said := map[string]string{}
-	for _, m := range guestLineRE.FindAllStringSubmatch(text, -1) {
+	for _, m := range guestLineRE().FindAllStringSubmatch(text, -1) {
 		said[m[1]] = strings.TrimSpace(m[2])
 	}
 	r := guestTally(text)

@@ -75,7 +75,7 @@ func TestManPageCoversHelp(t *testing.T) {
 }
 
 // helpFlag is a flag in a usage line or at the head of an option line.
-var helpFlag = regexp.MustCompile(`^(-[A-Za-z0-9]+|--[A-Za-z][A-Za-z0-9-]*)$`)
+var helpFlag = lazyRE(`^(-[A-Za-z0-9]+|--[A-Za-z][A-Za-z0-9-]*)$`)
 
 // parseHelp reads help text: the subcommands of its usage lines ("bus NAME
 // ...", in the block that starts with a line beginning "usage:" and ends at
@@ -92,7 +92,7 @@ func parseHelp(text string) (subs []string, flags map[string][]string) {
 		if k, _, ok := strings.Cut(tok, "="); ok {
 			tok = k
 		}
-		if !helpFlag.MatchString(tok) {
+		if !helpFlag().MatchString(tok) {
 			return
 		}
 		toks := []string{tok}

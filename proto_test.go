@@ -213,12 +213,12 @@ var spinModels = []spinModel{
 }
 
 var (
-	spinErrorsRE  = regexp.MustCompile(`errors: (\d+)`)
-	spinStoredRE  = regexp.MustCompile(`(\d+) states, stored`)
-	spinDepthRE   = regexp.MustCompile(`depth reached (\d+)`)
-	spinElapsedRE = regexp.MustCompile(`pan: elapsed time ([0-9.e+]+) seconds`)
-	spinMemoryRE  = regexp.MustCompile(`([0-9.]+)\s+total actual memory usage`)
-	spinFirstRE   = regexp.MustCompile(`(?m)^pan:1: .*$`)
+	spinErrorsRE  = lazyRE(`errors: (\d+)`)
+	spinStoredRE  = lazyRE(`(\d+) states, stored`)
+	spinDepthRE   = lazyRE(`depth reached (\d+)`)
+	spinElapsedRE = lazyRE(`pan: elapsed time ([0-9.e+]+) seconds`)
+	spinMemoryRE  = lazyRE(`([0-9.]+)\s+total actual memory usage`)
+	spinFirstRE   = lazyRE(`(?m)^pan:1: .*$`)
 )
 
 func TestSpinModels(t *testing.T) {
@@ -278,15 +278,15 @@ func checkSpinModel(t *testing.T, m spinModel) {
 	run("gcc", append(gccArgs, "-o", "pan", "pan.c")...)
 	out := run("./pan", m.panFlags...)
 
-	stored := firstSubmatch(spinStoredRE, out)
-	depth := firstSubmatch(spinDepthRE, out)
-	elapsed := firstSubmatch(spinElapsedRE, out)
-	mem := firstSubmatch(spinMemoryRE, out)
+	stored := firstSubmatch(spinStoredRE(), out)
+	depth := firstSubmatch(spinDepthRE(), out)
+	elapsed := firstSubmatch(spinElapsedRE(), out)
+	mem := firstSubmatch(spinMemoryRE(), out)
 	t.Logf("%s: spin %s; gcc %s -o pan pan.c; ./pan %s", m.name, strings.Join(spinArgs, " "),
 		strings.Join(gccArgs, " "), strings.Join(m.panFlags, " "))
 	t.Logf("%s: %s states stored, depth %s, %s s, %s MB", m.name, stored, depth, elapsed, mem)
 
-	errs := firstSubmatch(spinErrorsRE, out)
+	errs := firstSubmatch(spinErrorsRE(), out)
 	if errs == "" || stored == "" {
 		t.Fatalf("%s: cannot read pan's report:\n%s", m.name, out)
 	}
@@ -295,10 +295,10 @@ func checkSpinModel(t *testing.T, m spinModel) {
 			t.Fatalf("%s: pan should report %q (errors >= 1), got errors: %s:\n%s",
 				m.name, m.wantFail, errs, out)
 		}
-		t.Logf("%s fails as it must: %s", m.name, spinFirstRE.FindString(out))
+		t.Logf("%s fails as it must: %s", m.name, spinFirstRE().FindString(out))
 		return
 	}
-	if first := spinFirstRE.FindString(out); first != "" {
+	if first := spinFirstRE().FindString(out); first != "" {
 		t.Errorf("%s: %s", m.name, first)
 	}
 	for _, bad := range []string{
@@ -338,7 +338,7 @@ func firstSubmatch(re *regexp.Regexp, s string) string {
 
 // keyLine is the bus file's grammar, written independently of parseKey:
 // an optional + (atoll takes one), 1 to 19 digits.
-var keyLine = regexp.MustCompile(`^\+?([0-9]{1,19})$`)
+var keyLine = lazyRE(`^\+?([0-9]{1,19})$`)
 
 // modelKeys is what parseKeys must accept: exactly two newline-ended lines,
 // each a key in 1..2^30-1.
@@ -353,7 +353,7 @@ func modelKeys(data []byte) (sem, shm int32, ok bool) {
 	}
 	var keys [2]int32
 	for i, l := range lines {
-		m := keyLine.FindStringSubmatch(l)
+		m := keyLine().FindStringSubmatch(l)
 		if m == nil {
 			return 0, 0, false
 		}
@@ -366,7 +366,7 @@ func modelKeys(data []byte) (sem, shm int32, ok bool) {
 	return keys[0], keys[1], true
 }
 
-var keysErrors = regexp.MustCompile(`^(empty|only one line|more than two lines|line [12] (is not ended by a newline|is empty|is not a decimal key|is out of range \(keys are 1 to 1073741823\)))$`)
+var keysErrors = lazyRE(`^(empty|only one line|more than two lines|line [12] (is not ended by a newline|is empty|is not a decimal key|is out of range \(keys are 1 to 1073741823\)))$`)
 
 func FuzzParseKeys(f *testing.F) {
 	for _, s := range []string{
@@ -384,7 +384,7 @@ func FuzzParseKeys(f *testing.F) {
 			t.Fatalf("parseKeys(%q): %v, but the grammar says ok=%v", data, err, ok)
 		}
 		if err != nil {
-			if !keysErrors.MatchString(err.Error()) {
+			if !keysErrors().MatchString(err.Error()) {
 				t.Fatalf("parseKeys(%q): unexpected wording %q", data, err)
 			}
 			return

@@ -6,7 +6,6 @@ package main
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,7 +31,7 @@ func TestTimeoutCountsOnlyMissed(t *testing.T) {
 
 // timeoutRE is one message's timeout, as `bus broadcast` reports it
 // (a stream's lines start "bus: stdin line N: ").
-var timeoutRE = regexp.MustCompile(`^bus: (?:stdin line (\d+): )?.*: timed out after \S+(?:: (\d+) listener\(s\) had not taken the message| waiting for the bus .*; nothing sent)$`)
+var timeoutRE = lazyRE(`^bus: (?:stdin line (\d+): )?.*: timed out after \S+(?:: (\d+) listener\(s\) had not taken the message| waiting for the bus .*; nothing sent)$`)
 
 func testTimeoutCounts(t *testing.T, stream, stop bool) {
 	const listeners = 4
@@ -57,7 +56,7 @@ func testTimeoutCounts(t *testing.T, stream, stop bool) {
 	// report checks one stderr line; n is the message's index.
 	report := func(n int, line string) {
 		t.Helper()
-		m := timeoutRE.FindStringSubmatch(line)
+		m := timeoutRE().FindStringSubmatch(line)
 		if m == nil {
 			t.Fatalf("unexpected stderr line %q", line)
 		}
