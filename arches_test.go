@@ -87,14 +87,62 @@ const (
 	archNeeds = 25 * time.Minute
 )
 
-// emulators bounds the emulated runs at once, TestArches' and TestKernels'
-// together (both are parallel tests). The machine has 2 cores, and an
-// emulated run idles half its time or more, in the timeouts its tests
-// expect (a guest's qemu: 3m42s of CPU in 7m44s on mips64el, 4m32s in
-// 13m26s on mipsel): 3 at once keep both cores busy. Of them at most 2
-// guests (guests): one can keep a core busy throughout (arm64: 3m41s of
-// CPU in 4m33s).
-var emulators, guests = make(chan struct{}, 3), make(chan struct{}, 2)
+// emulators hands out the places of the emulated runs, TestArches' and
+// TestKernels' together (both are parallel tests): 3 at once, as the
+// machine has 2 cores and a run idles a quarter of its time (a guest's
+// qemu: 2m36s of CPU in 3m32s on arm64), and the longest expected run
+// first of those waiting, so that the short ones fill the end. (With the
+// guests at most 2 of the 3, the last 10 minutes of a run idled 30%.)
+var emulators = &emulatorPlaces{free: 3}
+
+// emulatedCost is what each emulated run took in a quiet run of the whole
+// suite (go test -v prints them): only their order matters.
+var emulatedCost = map[string]time.Duration{
+	"mips64el": 283 * time.Second, "mipsel": 236 * time.Second, "armhf": 228 * time.Second, "mips": 219 * time.Second,
+	"arm64": 212 * time.Second, "mips-softfloat": 182 * time.Second, "ppc64el": 177 * time.Second,
+	"riscv64": 152 * time.Second, "loong64": 151 * time.Second, "s390x": 153 * time.Second, "i386": 109 * time.Second,
+}
+
+type emulatorPlaces struct {
+	mu      sync.Mutex
+	free    int
+	waiting []*emulatedRun
+}
+
+type emulatedRun struct {
+	cost  time.Duration
+	start chan struct{}
+}
+
+// take waits for a place for the run named name; release gives it back.
+func (e *emulatorPlaces) take(name string) (release func()) {
+	r := &emulatedRun{cost: emulatedCost[name], start: make(chan struct{})}
+	e.mu.Lock()
+	e.waiting = append(e.waiting, r)
+	e.handOut()
+	e.mu.Unlock()
+	<-r.start
+	return func() {
+		e.mu.Lock()
+		e.free++
+		e.handOut()
+		e.mu.Unlock()
+	}
+}
+
+func (e *emulatorPlaces) handOut() {
+	for e.free > 0 && len(e.waiting) > 0 {
+		i := 0
+		for j, r := range e.waiting {
+			if r.cost > e.waiting[i].cost {
+				i = j
+			}
+		}
+		close(e.waiting[i].start)
+		e.waiting = slices.Delete(e.waiting, i, i+1)
+		e.free--
+	}
+}
 
 // innerSkip is the inner runs' -test.skip.
 const innerSkip = "^(TestArches|TestMixedArches|TestSpinModels|TestKernels)$"
@@ -201,8 +249,7 @@ func TestArches(t *testing.T) {
 					alone <- struct{}{}
 					defer func() { <-alone }()
 				}
-				emulators <- struct{}{}
-				defer func() { <-emulators }()
+				defer emulators.take(a.name)()
 				runArch(t, a, dir, root)
 			})
 		}
@@ -624,4 +671,44 @@ func TestMixedArches(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestEmulatorPlaces: a freed place goes to the longest expected run of
+// those waiting, whatever their order of arrival.
+func TestEmulatorPlaces(t *testing.T) {
+	e := &emulatorPlaces{free: 1}
+	release := e.take("i386") // the only place
+	order := make(chan string, 3)
+	for _, name := range []string{"loong64", "mips64el", "s390x"} {
+		go func() {
+			defer e.take(name)()
+			order <- name
+		}()
+	}
+	for end := time.Now().Add(patience); ; {
+		e.mu.Lock()
+		n := len(e.waiting)
+		e.mu.Unlock()
+		if n == 3 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%d of 3 runs waiting after %v", n, patience)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	var got []string
+	for range 3 {
+		select {
+		case name := <-order:
+			got = append(got, name)
+		case <-time.After(patience):
+			t.Fatalf("places handed out: %v, then none for %v", got, patience)
+		}
+	}
+	// s390x (153 s) before loong64 (151 s): the costs, not the arrival.
+	if want := []string{"mips64el", "s390x", "loong64"}; !slices.Equal(got, want) {
+		t.Errorf("places went to %v, want %v (longest first)", got, want)
+	}
 }

@@ -135,10 +135,7 @@ func TestKernels(t *testing.T) {
 				if _, err := exec.LookPath(k.qemu[0]); err != nil {
 					t.Fatalf("%s: %v: install qemu-system-arm, qemu-system-mips, qemu-system-ppc, qemu-system-misc and qemu-system-x86 (Debian)", k.name, err)
 				}
-				guests <- struct{}{}
-				defer func() { <-guests }()
-				emulators <- struct{}{}
-				defer func() { <-emulators }()
+				defer emulators.take(k.name)()
 				runKernel(t, k, cache, dir, suite)
 			})
 		}
