@@ -87,6 +87,17 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	flag.Parse()
+	// go test's -parallel is the number of cores by default (2 here), and
+	// the emulated runs of TestArches and TestKernels are parallel tests
+	// that idle a quarter of their time: 2 at once left the machine 27%
+	// idle. emulators bounds them at 3; 4 leaves room for TestSpinModels
+	// beside them. A -parallel given stands, and fuzzing (where it counts
+	// workers) keeps go test's.
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" || f.Name == "test.fuzz" })
+	if !given {
+		flag.Set("test.parallel", "4")
+	}
 	if f := flag.Lookup("test.fuzzworker"); f == nil || f.Value.String() != "true" {
 		measureScale() // once, in the fuzzing coordinator
 	}
