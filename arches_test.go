@@ -88,8 +88,8 @@ const (
 )
 
 // emulators hands out the places of the emulated runs, TestArches' and
-// TestKernels' together (both are parallel tests; TestMain makes go test's
-// -parallel 4 unless given, as its default, 2 here, would cap them): 3 at once, as the
+// TestKernels' together (both are parallel tests; TestMain raises go
+// test's -parallel so that it does not bound them first): 3 at once, as the
 // machine has 2 cores and a run idles a quarter of its time (a guest's
 // qemu: 2m36s of CPU in 3m32s on arm64), and the longest expected run
 // first of those waiting, so that the short ones fill the end. (With the

@@ -87,16 +87,17 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	flag.Parse()
-	// go test's -parallel is the number of cores by default (2 here), and
-	// the emulated runs of TestArches and TestKernels are parallel tests
-	// that idle a quarter of their time: 2 at once left the machine 27%
-	// idle. emulators bounds them at 3; 4 leaves room for TestSpinModels
-	// beside them. A -parallel given stands, and fuzzing (where it counts
-	// workers) keeps go test's.
+	// The parallel tests are TestSpinModels and the 12 emulated runs of
+	// TestArches and TestKernels, which emulators bounds (3 at once, the
+	// longest first). go test's -parallel, the number of cores by default
+	// (2 here), would bound them first, in its own order: 2 at once left
+	// the machine 27% idle, and at 4 the guests waited behind qemu-user
+	// runs. A -parallel given stands; fuzzing, where it counts workers,
+	// keeps go test's.
 	given := false
 	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" || f.Name == "test.fuzz" })
 	if !given {
-		flag.Set("test.parallel", "4")
+		flag.Set("test.parallel", "16")
 	}
 	if f := flag.Lookup("test.fuzzworker"); f == nil || f.Value.String() != "true" {
 		measureScale() // once, in the fuzzing coordinator
