@@ -63,7 +63,7 @@ type kernelTarget struct {
 // (time.Sleep(1ms) 1.24 ms, an 8 ms semtimedop through ipc() 8.34 ms,
 // median of 1,000 each).
 var kernelTargets = []kernelTarget{
-	// mipsel first: the slowest guest (4m51s to 13m26s in the runs made).
+	// The order is the logs'; emulators starts the longest expected run first (emulatedCost).
 	{name: "mipsel", notHere: map[string]string{
 		"TestReferenceDeadlock": "R1 is a race of the C protocol's timing, not of the architecture's calls: in its guest it came at message 2 to 12,441 " +
 			"in five runs and not within 20,000 in one (TestArches runs it for mips, the same o32 calls big-endian, and TestMixedReferenceR2 runs the reference here)",
