@@ -322,7 +322,7 @@ func runJoins(tb testing.TB, writers, listeners, joins int, bound, window time.D
 	stop := make(chan struct{})
 	var ws []*fairWriter
 	for i := range writers {
-		ws = append(ws, startFairWriter(tb, path, i, stop))
+		ws = append(ws, startFairWriter(tb, path, i, stop, &ls[0].got[i]))
 	}
 	stopped := false
 	stopWriters := func() {
@@ -545,16 +545,19 @@ type fairWriter struct {
 	fed  chan struct{}
 }
 
-func startFairWriter(tb testing.TB, path string, i int, stop <-chan struct{}) *fairWriter {
+func startFairWriter(tb testing.TB, path string, i int, stop <-chan struct{}, delivered *atomic.Int64) *fairWriter {
 	tb.Helper()
 	cmd := busCommand("broadcast", path, "-")
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// A short pipe: once stopped, the writer has little left to send.
-	const fSetpipeSz = 1031
-	syscall.Syscall(syscall.SYS_FCNTL, pw.Fd(), fSetpipeSz, 4096)
+	// Once stopped, the writer has little left to send: the feeder keeps
+	// it at most 64 messages ahead of the first listener. A pipe bounds
+	// only its own part (4 KiB at best, 64 KiB with ppc64el's pages), and
+	// what the writer has read from it besides took a TCG guest most of
+	// the test's minute to deliver; 64 is milliseconds of a stream here,
+	// plenty to keep the writer busy between the feeder's looks.
 	w := &fairWriter{cmd: cmd, errb: &syncBuffer{}, done: make(chan error, 1), fed: make(chan struct{})}
 	cmd.Stdin, cmd.Stderr = pr, w.errb
 	if err := cmd.Start(); err != nil {
@@ -576,7 +579,7 @@ func startFairWriter(tb testing.TB, path string, i int, stop <-chan struct{}) *f
 		bw := bufio.NewWriterSize(pw, 512)
 		prefix := "w" + strconv.Itoa(i) + " "
 		for n := int64(0); ; n++ {
-			if n%16 == 0 {
+			for n%16 == 0 {
 				select {
 				case <-stop:
 					if bw.Flush() == nil {
@@ -587,6 +590,11 @@ func startFairWriter(tb testing.TB, path string, i int, stop <-chan struct{}) *f
 					return
 				default:
 				}
+				if n-delivered.Load() < 64 {
+					break
+				}
+				bw.Flush()
+				time.Sleep(scaled(time.Millisecond)) // flow control, not a synchronisation
 			}
 			if _, err := bw.WriteString(prefix + strconv.FormatInt(n, 10) + "\n"); err != nil {
 				w.sent = -1

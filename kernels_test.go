@@ -76,10 +76,7 @@ var kernelTargets = []kernelTarget{
 		qemu: []string{"qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"}, console: "ttyAMA0", mem: "1024"},
 	{name: "mips64el", machine: "mips64", replaces: "mips64le", goarch: "mips64le", flavour: "5kc-malta", image: "vmlinuz",
 		qemu: []string{"qemu-system-mips64el", "-M", "malta", "-cpu", "5KEc"}, console: "ttyS0", mem: "256"},
-	{name: "ppc64el", notHere: map[string]string{
-		"TestJoinsWhileStreaming": "64 KiB pages: its writers' stdin pipes are 64 KiB, not the 4 KiB it asks for (F_SETPIPE_SZ rounds up to a page), " +
-			"and the 8,000 lines they hold when stopped take a TCG guest more than its drainBound (60 s) to send to 16 listeners (writer: feeder stuck for 1m0s)",
-	},
+	{name: "ppc64el",
 		machine: "ppc64le", replaces: "ppc64le", goarch: "ppc64le", flavour: "powerpc64le", image: "vmlinux",
 		qemu: []string{"qemu-system-ppc64", "-M", "pseries"}, console: "hvc0", mem: "1024"},
 	{name: "s390x", machine: "s390x", replaces: "s390x", goarch: "s390x", flavour: "s390x", image: "vmlinuz",

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 const (
@@ -611,6 +612,13 @@ type writer struct {
 	fed  chan struct{}
 }
 
+// pipeHolds is how many bytes wait in the pipe of f (either end).
+func pipeHolds(f *os.File) int {
+	var n int32
+	syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TIOCINQ, uintptr(unsafe.Pointer(&n)))
+	return int(n)
+}
+
 // startWriter starts `bus broadcast args... PATH -` and feeds it "PID seq"
 // lines from a goroutine: n of them, or, with n < 0, until stop is closed.
 func startWriter(t *testing.T, path string, n int, stop <-chan struct{}, args ...string) *writer {
@@ -620,11 +628,13 @@ func startWriter(t *testing.T, path string, n int, stop <-chan struct{}, args ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A short pipe, so that what was fed is sent soon after stop: a page,
-	// not the default 16 (1 MiB with the 64 KiB pages of ppc64el: TestChurn
-	// ran for 10 minutes there after stop).
-	const fSetpipeSz = 1031
-	syscall.Syscall(syscall.SYS_FCNTL, in.Fd(), fSetpipeSz, 4096)
+	// Little in the pipe, so that what was fed is sent soon after stop:
+	// the feeder keeps at most 1 KiB in it (about 80 messages). A pipe
+	// holds 16 pages by default, 1 MiB with the 64 KiB pages of ppc64el
+	// (TestChurn ran for 10 minutes there after stop); one page, 64 KiB
+	// there, still held 13,000 messages (137 s of a guest's CPU), and 4 KiB
+	// held 2,000 (20 to 30 s in other guests).
+	const pipeAhead = 1 << 10
 	w := &writer{t: t, cmd: cmd, in: in, errb: &syncBuffer{}, done: make(chan struct{}), fed: make(chan struct{})}
 	cmd.Stdin, cmd.Stderr = pr, w.errb
 	err = cmd.Start()
@@ -649,12 +659,20 @@ func startWriter(t *testing.T, path string, n int, stop <-chan struct{}, args ..
 		pid := cmd.Process.Pid
 		for i := 0; n < 0 || i < n; i++ {
 			if n < 0 && i%64 == 0 {
-				select {
-				case <-stop:
-					w.sent = i
-					bw.Flush()
-					return
-				default:
+				for {
+					select {
+					case <-stop:
+						w.sent = i
+						bw.Flush()
+						return
+					default:
+					}
+					if pipeHolds(in) <= pipeAhead {
+						break
+					}
+					// Flow control, not a synchronisation: as a full pipe's
+					// write would, it waits for the writer to read on.
+					time.Sleep(scaled(time.Millisecond))
 				}
 				// Keep the pipe short, so that what was fed is what is sent
 				// soon after stop, and the flush below does not block long.
