@@ -89,7 +89,7 @@ func TestMain(m *testing.M) {
 	}
 	flag.Parse()
 	// The parallel tests are TestSpinModels and the 12 emulated runs of
-	// TestArches and TestKernels, which emulators bounds (3 at once, the
+	// TestArches and TestKernels, which emulators bounds (4 at once, the
 	// longest first). go test's -parallel, the number of cores by default
 	// (2 here), would bound them first, in its own order: 2 at once left
 	// the machine 27% idle, and at 4 the guests waited behind qemu-user
