@@ -99,13 +99,14 @@ const (
 
 // emulators hands out the places of the emulated runs, TestArches' and
 // TestKernels' together (both are parallel tests; TestMain raises go
-// test's -parallel so that it does not bound them first): 4 at once on a
-// machine of 2 cores, as a run idles a third of its time and more (it
+// test's -parallel so that it does not bound them first): 3 at once on a
+// machine of 2 cores, as a run idles a quarter of its time and more (it
 // waits out the timeouts its tests expect; a malta guest's qemu used 2m24s
 // of CPU in 6m37s), and the longest expected run first of those waiting,
-// so that the short ones fill the end. (3 at once left the machine 19%
-// idle, 2 at once 27%.)
-var emulators = &emulatorPlaces{free: 4}
+// so that the short ones fill the end. (2 at once left the machine 27%
+// idle; 4 at once took longer than 3: each run's start measured slower,
+// which stretched its waits, and waiting costs CPU under emulation.)
+var emulators = &emulatorPlaces{free: 3}
 
 // emulatedCost is what each emulated run took in a quiet run of the whole
 // suite (go test -v prints them): only their order matters.

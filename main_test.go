@@ -54,6 +54,12 @@ const (
 	nominalStart = 5 * time.Millisecond // `bus help` on a quiet 2-core machine: 2-4 ms
 	qemuScale    = 4                    // at least this under qemu (BUS_TEST_EXEC_PREFIX)
 	maxScale     = 30                   // 10 minutes of patience: a hung test still ends
+	// Under emulation a start is 110 to 170 ms (22 to 34 times nominal),
+	// but a process already running reacts faster than that says, and the
+	// timeouts the tests expect, stretched as much, were a third of an
+	// emulated run's time and CPU (a waiting bus wakes every 8 ms, and each
+	// wake is costly emulated). 15 still gives 5 minutes of patience.
+	maxEmulatedScale = 15
 )
 
 // scaled is d (a bound on a wait on the machine) stretched by scale.
@@ -89,7 +95,7 @@ func TestMain(m *testing.M) {
 	}
 	flag.Parse()
 	// The parallel tests are TestSpinModels and the 12 emulated runs of
-	// TestArches and TestKernels, which emulators bounds (4 at once, the
+	// TestArches and TestKernels, which emulators bounds (3 at once, the
 	// longest first). go test's -parallel, the number of cores by default
 	// (2 here), would bound them first, in its own order: 2 at once left
 	// the machine 27% idle, and at 4 the guests waited behind qemu-user
@@ -178,6 +184,9 @@ func measureScale() {
 		scale = max(scale, qemuScale)
 	}
 	scale = min(max(scale, 1), maxScale)
+	if emulated() {
+		scale = min(scale, maxEmulatedScale)
+	}
 	patience = scaled(nominalPatience).Round(time.Millisecond)
 	if testing.Verbose() {
 		fmt.Printf("bus tests: a child starts in %v (nominal %v), load %.1f on %d cores: waits bounded x%.1f, patience %v\n",
