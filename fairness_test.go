@@ -35,8 +35,8 @@ import (
 func joinBound() time.Duration { return scaled(5 * time.Second) }
 
 // drainBound bounds the end of the stream: once stopped, each writer still
-// has up to a pipe's worth (about 450 lines) to send to 16 listeners, which
-// under qemu takes seconds.
+// has at most about 80 lines to send (its feeder keeps it so close) to 16
+// listeners, which under qemu takes seconds.
 func drainBound() time.Duration { return 3 * patience }
 
 // TestJoinsWhileStreaming: 16 listeners, 4 writers streaming back to back,

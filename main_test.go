@@ -641,8 +641,8 @@ func startWriter(t *testing.T, path string, n int, stop <-chan struct{}, args ..
 	// the feeder keeps at most 1 KiB in it (about 80 messages). A pipe
 	// holds 16 pages by default, 1 MiB with the 64 KiB pages of ppc64el
 	// (TestChurn ran for 10 minutes there after stop); one page, 64 KiB
-	// there, still held 13,000 messages (137 s of a guest's CPU), and 4 KiB
-	// held 2,000 (20 to 30 s in other guests).
+	// there, still holds 5,000 messages (TestChurn took 137 s of that
+	// guest), and 4 KiB about 340.
 	const pipeAhead = 1 << 10
 	w := &writer{t: t, cmd: cmd, in: in, errb: &syncBuffer{}, done: make(chan struct{}), fed: make(chan struct{})}
 	cmd.Stdin, cmd.Stderr = pr, w.errb
