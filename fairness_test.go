@@ -593,7 +593,10 @@ func startFairWriter(tb testing.TB, path string, i int, stop <-chan struct{}, de
 				if n-delivered.Load() < 64 {
 					break
 				}
-				bw.Flush()
+				if bw.Flush() != nil { // killed, or closed by the cleanup
+					w.sent = -1
+					return
+				}
 				time.Sleep(scaled(time.Millisecond)) // flow control, not a synchronisation
 			}
 			if _, err := bw.WriteString(prefix + strconv.FormatInt(n, 10) + "\n"); err != nil {

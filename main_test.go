@@ -674,6 +674,9 @@ func startWriter(t *testing.T, path string, n int, stop <-chan struct{}, args ..
 						w.sent = i
 						bw.Flush()
 						return
+					case <-w.done: // killed (a failed test's cleanup): nothing reads on
+						w.sent = -1
+						return
 					default:
 					}
 					if pipeHolds(in) <= pipeAhead {
