@@ -1,8 +1,9 @@
 package main
 
 // Benchmarks: bus beside the yardstick (the same protocol in C, built with
-// cc -O2) in one run, the one-shot beside the Go floor, the footprint of a
-// listener, and the allocations of the hot loops.
+// cc -O2) and the least Go listener in one run, the one-shot beside the Go
+// floor and the least Go broadcaster (testdata/floor/), the footprint of a
+// listener and the binary's size, and the allocations of the hot loops.
 
 import (
 	"bufio"
@@ -217,13 +218,15 @@ func median(xs []float64) float64 {
 // writing to files; `yardstick listen`), each round both ways, and a third
 // way with the bus listeners writing to /dev/null: the yardstick
 // writes nothing, and at 16 listeners on 2 cores the 16 file writes a message are
-// most of the difference (go-null/c isolates the protocol). 20,000
+// most of the difference (go-null/c isolates the protocol). A fourth way
+// is the floor under any Go listener: testdata/floor/listener.go, the
+// yardstick's listener in Go, with the yardstick's writer. 20,000
 // messages up to 16 listeners; 3,000 at 64 and 128, where a message takes
 // about 0.5 and 1.2 ms, so that a round stays within seconds. Reports the
 // medians in us per message and their ratios. Run with -benchtime=5x for
 // five rounds.
 func BenchmarkYardstick(b *testing.B) {
-	ref, bin := buildYardstick(b), buildBus(b)
+	ref, bin, floor := buildYardstick(b), buildBus(b), buildFloor(b, "listener")
 	dir := b.TempDir()
 	for _, tc := range []struct{ listeners, n int }{{1, 20000}, {4, 20000}, {16, 20000}, {64, 3000}, {128, 3000}} {
 		listeners, n := tc.listeners, tc.n
@@ -237,36 +240,21 @@ func BenchmarkYardstick(b *testing.B) {
 				b.Fatal(err)
 			}
 			path := benchBus(b)
-			var goUs, cUs, nullUs, ratios, nullRatios []float64
+			var goUs, cUs, nullUs, floorUs, ratios, nullRatios, floorRatios []float64
 			for range b.N {
-				// C: listeners stop at the message "0 stop" and print their count.
-				var cl []*exec.Cmd
-				var outs []*bytes.Buffer
-				for range listeners {
-					c := exec.Command(ref, "listen", path)
-					out := &bytes.Buffer{}
-					c.Stdout = out
-					if err := c.Start(); err != nil {
-						b.Fatal(err)
-					}
-					cl, outs = append(cl, c), append(outs, out)
-				}
-				waitListeners(b, path, listeners)
-				c := timeRun(b, exec.Command(ref, "write", path, strconv.Itoa(n)))
-				for i, l := range cl {
-					if code, err := waitBounded(l, patience); err != nil || code != 0 || strings.TrimSpace(outs[i].String()) != strconv.Itoa(n) {
-						b.Fatalf("yardstick listener: %d %v, got %q messages", code, err, outs[i].String())
-					}
-				}
+				c := refRound(b, ref, ref, path, listeners, n)
 				// Go: the real binary, listeners printing to files, then
 				// to /dev/null.
 				g := goRound(b, bin, path, input, dir, listeners, n, false)
 				null := goRound(b, bin, path, input, dir, listeners, n, true)
+				f := refRound(b, ref, floor, path, listeners, n)
 				goUs = append(goUs, float64(g.Microseconds())/float64(n))
 				nullUs = append(nullUs, float64(null.Microseconds())/float64(n))
 				cUs = append(cUs, float64(c.Microseconds())/float64(n))
+				floorUs = append(floorUs, float64(f.Microseconds())/float64(n))
 				ratios = append(ratios, float64(g)/float64(c))
 				nullRatios = append(nullRatios, float64(null)/float64(c))
+				floorRatios = append(floorRatios, float64(f)/float64(c))
 			}
 			b.ReportMetric(median(goUs), "go-us/msg")
 			b.ReportMetric(median(cUs), "c-us/msg")
@@ -274,9 +262,40 @@ func BenchmarkYardstick(b *testing.B) {
 			b.ReportMetric(slices.Max(ratios), "worst-go/c")
 			b.ReportMetric(median(nullUs), "go-null-us/msg")
 			b.ReportMetric(median(nullRatios), "go-null/c")
+			b.ReportMetric(median(floorUs), "floor-us/msg")
+			b.ReportMetric(median(floorRatios), "floor/c")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// refRound times `yardstick write` of n messages to listeners processes
+// of `listener listen PATH` (the yardstick's) or `listener PATH` (the
+// floor's), which stop at the message "0 stop" and print their count.
+func refRound(b *testing.B, ref, listener, path string, listeners, n int) time.Duration {
+	var ls []*exec.Cmd
+	var outs []*bytes.Buffer
+	for range listeners {
+		args := []string{path}
+		if listener == ref {
+			args = []string{"listen", path}
+		}
+		l := exec.Command(listener, args...)
+		out := &bytes.Buffer{}
+		l.Stdout = out
+		if err := l.Start(); err != nil {
+			b.Fatal(err)
+		}
+		ls, outs = append(ls, l), append(outs, out)
+	}
+	waitListeners(b, path, listeners)
+	d := timeRun(b, exec.Command(ref, "write", path, strconv.Itoa(n)))
+	for i, l := range ls {
+		if code, err := waitBounded(l, patience); err != nil || code != 0 || strings.TrimSpace(outs[i].String()) != strconv.Itoa(n) {
+			b.Fatalf("%s: %d %v, got %q messages", filepath.Base(listener), code, err, outs[i].String())
+		}
+	}
+	return d
 }
 
 // goRound times `bus broadcast` of the n lines of input to listeners
@@ -322,9 +341,10 @@ func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNu
 
 // BenchmarkOneShot: `bus broadcast PATH MSG` as a whole process (start,
 // open, broadcast to one listener, exit) against `yardstick send PATH MSG`,
-// alternating, and the least Go program (testdata/floor/oneshot.go).
-// Reports the medians in us per process and their ratios, over 20 runs of
-// each per iteration.
+// the least Go program (testdata/floor/oneshot.go) and the least Go program
+// that broadcasts (testdata/floor/broadcast.go), in turn. Reports the
+// medians in us per process, over 20 runs of each per iteration, and the
+// medians of the paired ratios: go/floor is the one-shot target's.
 func BenchmarkOneShot(b *testing.B) {
 	ref, bin := buildYardstick(b), buildBus(b)
 	path := benchBus(b)
@@ -334,18 +354,28 @@ func BenchmarkOneShot(b *testing.B) {
 	}
 	b.Cleanup(func() { l.Process.Kill(); l.Wait() })
 	waitListeners(b, path, 1)
-	floor := buildFloor(b, "oneshot")
-	var goUs, cUs, floorUs []float64
+	floor, least := buildFloor(b, "oneshot"), buildFloor(b, "broadcast")
+	var goUs, cUs, floorUs, leastUs, goFloor, leastFloor, goLeast []float64
 	for range b.N * 20 { // a process is a short, noisy sample: take many
-		cUs = append(cUs, float64(timeRun(b, exec.Command(ref, "send", path, "0 one shot")).Nanoseconds())/1e3)
-		goUs = append(goUs, float64(timeRun(b, exec.Command(bin, "broadcast", path, "0 one shot")).Nanoseconds())/1e3)
-		floorUs = append(floorUs, float64(timeRun(b, exec.Command(floor)).Nanoseconds())/1e3)
+		c := timeRun(b, exec.Command(ref, "send", path, "0 one shot"))
+		g := timeRun(b, exec.Command(bin, "broadcast", path, "0 one shot"))
+		f := timeRun(b, exec.Command(floor))
+		m := timeRun(b, exec.Command(least, path, "0 one shot"))
+		cUs, goUs = append(cUs, float64(c.Nanoseconds())/1e3), append(goUs, float64(g.Nanoseconds())/1e3)
+		floorUs, leastUs = append(floorUs, float64(f.Nanoseconds())/1e3), append(leastUs, float64(m.Nanoseconds())/1e3)
+		goFloor = append(goFloor, float64(g)/float64(f))
+		leastFloor = append(leastFloor, float64(m)/float64(f))
+		goLeast = append(goLeast, float64(g)/float64(m))
 	}
 	b.ReportMetric(median(goUs), "go-us/run")
 	b.ReportMetric(median(cUs), "c-us/run")
 	b.ReportMetric(median(goUs)/median(cUs), "go/c")
 	b.ReportMetric(median(floorUs), "floor-us/run")
 	b.ReportMetric(median(floorUs)/median(cUs), "floor/c")
+	b.ReportMetric(median(leastUs), "least-bcast-us/run")
+	b.ReportMetric(median(goFloor), "go/floor")
+	b.ReportMetric(median(leastFloor), "least-bcast/floor")
+	b.ReportMetric(median(goLeast), "go/least-bcast")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -379,13 +409,23 @@ func buildFloor(b *testing.B, name string) string {
 	return filepath.Join(dir, name)
 }
 
-// BenchmarkFootprint reports the binary's size (-trimpath -ldflags='-s -w')
-// and the resident memory of a listener after b.N messages, printing to a
-// file and, in another, running a command for each; and beside it, that of
-// the least Go program that starts as many (floor-cmd).
+// BenchmarkFootprint reports the binary's size (-trimpath -ldflags='-s -w'),
+// and fails if it is 2 MB or more; and the resident memory of a listener
+// after b.N messages, printing to a file and, in another, running a command
+// for each; and beside it, that of the least Go program that starts as many
+// (floor-cmd).
 func BenchmarkFootprint(b *testing.B) {
 	bin := buildBus(b)
-	st, _ := os.Stat(bin)
+	st, err := os.Stat(bin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The shape's bound, checked where .ci/run runs every benchmark once.
+	// Near it the size moves a page at a time: the writable data is
+	// page-aligned, and ended 14 bytes short of a page with go1.26.8.
+	if st.Size() >= 2_000_000 {
+		b.Fatalf("the binary is %d bytes: over 2 MB (2,000,000 bytes), the bound it must stay under", st.Size())
+	}
 	path := benchBus(b)
 	var ls []*exec.Cmd
 	for _, args := range [][]string{{"listen", path}, {"listen", path, "true"}} {
