@@ -223,8 +223,9 @@ func median(xs []float64) float64 {
 // yardstick's listener in Go, with the yardstick's writer. 20,000
 // messages up to 16 listeners; 3,000 at 64 and 128, where a message takes
 // about 0.5 and 1.2 ms, so that a round stays within seconds. Reports the
-// medians in us per message and their ratios. Run with -benchtime=5x for
-// five rounds.
+// medians in us per message and their ratios, and of the listeners' time
+// on a CPU (bus's to /dev/null and the floor's, to C's). Run with
+// -benchtime=5x for five rounds.
 func BenchmarkYardstick(b *testing.B) {
 	ref, bin, floor := buildYardstick(b), buildBus(b), buildFloor(b, "listener")
 	dir := b.TempDir()
@@ -240,14 +241,14 @@ func BenchmarkYardstick(b *testing.B) {
 				b.Fatal(err)
 			}
 			path := benchBus(b)
-			var goUs, cUs, nullUs, floorUs, ratios, nullRatios, floorRatios []float64
+			var goUs, cUs, nullUs, floorUs, ratios, nullRatios, floorRatios, cpuRatios, floorCPURatios []float64
 			for range b.N {
-				c := refRound(b, ref, ref, path, listeners, n)
+				c, cCPU := refRound(b, ref, ref, path, listeners, n)
 				// Go: the real binary, listeners printing to files, then
 				// to /dev/null.
-				g := goRound(b, bin, path, input, dir, listeners, n, false)
-				null := goRound(b, bin, path, input, dir, listeners, n, true)
-				f := refRound(b, ref, floor, path, listeners, n)
+				g, _ := goRound(b, bin, path, input, dir, listeners, n, false)
+				null, nullCPU := goRound(b, bin, path, input, dir, listeners, n, true)
+				f, fCPU := refRound(b, ref, floor, path, listeners, n)
 				goUs = append(goUs, float64(g.Microseconds())/float64(n))
 				nullUs = append(nullUs, float64(null.Microseconds())/float64(n))
 				cUs = append(cUs, float64(c.Microseconds())/float64(n))
@@ -255,6 +256,8 @@ func BenchmarkYardstick(b *testing.B) {
 				ratios = append(ratios, float64(g)/float64(c))
 				nullRatios = append(nullRatios, float64(null)/float64(c))
 				floorRatios = append(floorRatios, float64(f)/float64(c))
+				cpuRatios = append(cpuRatios, float64(nullCPU)/float64(cCPU))
+				floorCPURatios = append(floorCPURatios, float64(fCPU)/float64(cCPU))
 			}
 			b.ReportMetric(median(goUs), "go-us/msg")
 			b.ReportMetric(median(cUs), "c-us/msg")
@@ -264,6 +267,10 @@ func BenchmarkYardstick(b *testing.B) {
 			b.ReportMetric(median(nullRatios), "go-null/c")
 			b.ReportMetric(median(floorUs), "floor-us/msg")
 			b.ReportMetric(median(floorRatios), "floor/c")
+			// The listeners' time on a CPU, all of them, from registered to
+			// exit: less at the mercy of a shared machine than wall time.
+			b.ReportMetric(median(cpuRatios), "go-null-cpu/c-cpu")
+			b.ReportMetric(median(floorCPURatios), "floor-cpu/c-cpu")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
@@ -271,8 +278,9 @@ func BenchmarkYardstick(b *testing.B) {
 
 // refRound times `yardstick write` of n messages to listeners processes
 // of `listener listen PATH` (the yardstick's) or `listener PATH` (the
-// floor's), which stop at the message "0 stop" and print their count.
-func refRound(b *testing.B, ref, listener, path string, listeners, n int) time.Duration {
+// floor's), which stop at the message "0 stop" and print their count; and
+// returns the listeners' time on a CPU from registered to exit, all of them.
+func refRound(b *testing.B, ref, listener, path string, listeners, n int) (wall, cpu time.Duration) {
 	var ls []*exec.Cmd
 	var outs []*bytes.Buffer
 	for range listeners {
@@ -289,19 +297,22 @@ func refRound(b *testing.B, ref, listener, path string, listeners, n int) time.D
 		ls, outs = append(ls, l), append(outs, out)
 	}
 	waitListeners(b, path, listeners)
-	d := timeRun(b, exec.Command(ref, "write", path, strconv.Itoa(n)))
+	ready := cpuSoFar(ls)
+	wall = timeRun(b, exec.Command(ref, "write", path, strconv.Itoa(n)))
 	for i, l := range ls {
 		if code, err := waitBounded(l, patience); err != nil || code != 0 || strings.TrimSpace(outs[i].String()) != strconv.Itoa(n) {
 			b.Fatalf("%s: %d %v, got %q messages", filepath.Base(listener), code, err, outs[i].String())
 		}
+		cpu += l.ProcessState.UserTime() + l.ProcessState.SystemTime()
 	}
-	return d
+	return wall, cpu - ready
 }
 
 // goRound times `bus broadcast` of the n lines of input to listeners
-// `bus listen` processes writing to files in dir (or to /dev/null), and
-// checks that each file got every message.
-func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNull bool) time.Duration {
+// `bus listen` processes writing to files in dir (or to /dev/null), checks
+// that each file got every message, and returns the listeners' time on a
+// CPU from registered to exit, all of them.
+func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNull bool) (wall, cpu time.Duration) {
 	var gl []*exec.Cmd
 	var files []string
 	for i := range listeners {
@@ -322,12 +333,14 @@ func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNu
 		gl, files = append(gl, l), append(files, f)
 	}
 	waitListeners(b, path, listeners)
+	ready := cpuSoFar(gl)
 	w := exec.Command(bin, "broadcast", path, "-")
 	w.Stdin, _ = os.Open(input)
-	g := timeRun(b, w)
+	wall = timeRun(b, w)
 	for i, l := range gl {
 		l.Process.Kill()
 		l.Wait()
+		cpu += l.ProcessState.UserTime() + l.ProcessState.SystemTime()
 		if devNull {
 			continue // the writer returned: every listener copied every message
 		}
@@ -336,7 +349,25 @@ func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNu
 			b.Fatalf("bus listener got %d messages of %d", bytes.Count(data, []byte{'\n'}), n)
 		}
 	}
-	return g
+	return wall, cpu - ready
+}
+
+// cpuSoFar sums the time on a CPU of every thread of the processes ls
+// (schedstat, in ns): subtracted from their total at exit (wait4's rusage),
+// it leaves what they used from then on, without their start.
+func cpuSoFar(ls []*exec.Cmd) time.Duration {
+	var sum time.Duration
+	for _, l := range ls {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", l.Process.Pid))
+		for _, t := range tasks {
+			data, _ := os.ReadFile(t)
+			if f := strings.Fields(string(data)); len(f) > 0 {
+				ns, _ := strconv.ParseInt(f[0], 10, 64)
+				sum += time.Duration(ns)
+			}
+		}
+	}
+	return sum
 }
 
 // BenchmarkOneShot: `bus broadcast PATH MSG` as a whole process (start,
