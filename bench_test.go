@@ -216,9 +216,8 @@ func median(xs []float64) float64 {
 // BenchmarkYardstick: messages from one writer process (`bus broadcast`
 // reading stdin; `yardstick write`) to L listener processes (`bus listen`
 // writing to files; `yardstick listen`), each round both ways, and a third
-// way with the bus listeners writing to /dev/null: the yardstick
-// writes nothing, and at 16 listeners on 2 cores the 16 file writes a message are
-// most of the difference (go-null/c isolates the protocol). A fourth way
+// way with the bus listeners writing to /dev/null: the yardstick writes
+// nothing, and go-null/c leaves the file writes out. A fourth way
 // is the floor under any Go listener: testdata/floor/listener.go, the
 // yardstick's listener in Go, with the yardstick's writer. 20,000
 // messages up to 16 listeners; 3,000 at 64 and 128, where a message takes

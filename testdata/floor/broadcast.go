@@ -2,7 +2,7 @@
 // bus file read and the same semop groups as proto.go's Broadcast (those of
 // testdata/yardstick.c's broadcast) through package syscall, its arguments
 // from package os (without it, only /proc has them), and nothing else: no
-// checks, no timeout, no error words. Beside oneshot.go (the least Go
+// checks but failing, no timeout but the re-release's, no error words. Beside oneshot.go (the least Go
 // program) it shows what any Go one-shot broadcast costs: os's start and the
 // round trip with a listener. BenchmarkOneShot builds and times it. amd64
 // and the other architectures with direct System V calls.
