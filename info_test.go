@@ -78,9 +78,9 @@ func TestInfoBroken(t *testing.T) {
 	}
 	defer func() { w.Process.Kill(); w.Wait() }()
 	waitFor(t, "the writer waiting for X", func() bool { n, _ := semctl(semID(t, path), semX, semGetn, 0); return n == 1 })
-	// Its raw wait re-queues at each preemption signal (every 10 ms or so,
-	// see proto.go's semop): a first reading that falls between two counts
-	// it as a writer that could hold X, and info says healthy. Rare natively, less so under emulation;
+	// Its raw waits re-queue every few ms (proto.go's rawSlice): a first
+	// reading that falls between two counts it as a writer that could hold
+	// X, and info says healthy. Rare natively, less so under emulation;
 	// info must say it before long, never anything else.
 	var r result
 	waitFor(t, "info to see the dead X", func() bool {

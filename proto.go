@@ -356,28 +356,23 @@ func (b *Bus) Close() {
 
 // A raw wait holds the thread's P, so to the runtime its goroutine runs on,
 // and after 10 ms without a reschedule sysmon sends the preemption signal
-// (SIGURG), which ends the wait (EINTR). That signal once started a chain:
-// a Gosched woke another thread to take the goroutine (two Ps), and the
-// wait went on through the scheduler, whose end woke sysmon from deep sleep
-// into 20 us polling. At 64 and 128 listeners a round can outlast 10 ms:
-// per message and listener (2 loaded cores), 0.18 signals, 0.43 futex
-// calls, 1.2 sysmon wake-ups and 3.7 context switches at 64 (C: 2.0); at
-// 128 it fed itself, 0.8, 2.9, 12 and 16. Now a raw wait yields when it
-// starts if yieldEvery has passed since the last Gosched (with one P and
-// one goroutine, see listen, a Gosched makes no system call), so under a
-// stream sysmon sees the goroutine reschedule and never signals; a wait
-// that outlasts 10 ms is ended by the signal, and yields then. The waits
-// had a timeout of their own (a slice, at most 8 ms after the last yield),
-// so as not to need the signal: a timer set and cancelled on every wait,
-// 7 to 8% of the listeners' time on a CPU (all of them, C's writer, old and
-// new alternated: 0.93 times at 16 listeners, 0.92 at 64; wall time 0.98
-// and 0.94). After rawIdle with no broadcast in progress (X free), or
-// rawPhase in any case, the process is idle: the wait goes on through the
-// scheduler, so that sysmon, seeing no P busy, sleeps
-// (TestIdleListenerSleeps). With GODEBUG=asyncpreemptoff=1 there is no
-// signal, and a raw wait lasts until it ends by itself.
+// (SIGURG). That signal used to end the raw wait: a Gosched woke another
+// thread to take the goroutine (two Ps), and the wait went on through the
+// scheduler, whose end woke sysmon from deep sleep into 20 us polling. At
+// 64 and 128 listeners a round can outlast 10 ms: per message and
+// listener (2 loaded cores), 0.18 signals, 0.43 futex calls, 1.2 sysmon
+// wake-ups and 3.7 context switches at 64 (C: 2.0); at 128 it fed itself,
+// 0.8, 2.9, 12 and 16. Now a raw wait yields before sysmon would signal: it
+// lasts at most rawSlice after the last Gosched, which runs at least every
+// yieldEvery (with one P and one goroutine, see listen, a Gosched makes no
+// system call): 0.00, 0.00, 0.2 and 2.3 at 64; 0.00, 0.01, 0.6 and 2.8 at
+// 128, where what is left over C is sysmon's 10 ms poll while a P is busy.
+// After rawIdle with no broadcast in progress (X free), or rawPhase in any
+// case, the process is idle: the wait goes on through the scheduler, so
+// that sysmon, seeing no P busy, sleeps (TestIdleListenerSleeps).
 const (
 	yieldEvery = 4 * time.Millisecond
+	rawSlice   = 8 * time.Millisecond
 	rawIdle    = 50 * time.Millisecond
 	rawPhase   = time.Second
 )
@@ -389,9 +384,9 @@ var (
 	epoch   time.Time
 	yielded time.Duration // since epoch: when a raw wait last yielded
 	// sparse: the last wait that went on through the scheduler lasted
-	// rawIdle or more. Messages come seldom, so the next wait goes idle at
-	// its first signal (10 ms or so): 55 wake-ups of the listener's threads
-	// an isolated message, not 80. A wait that went idle too soon (it ended within
+	// rawIdle or more. Messages come seldom, so the next wait goes idle
+	// after one slice: 55 wake-ups of the listener's threads an isolated
+	// message, not 80. A wait that went idle too soon (it ended within
 	// rawIdle) clears it: a steady stream stays raw.
 	sparse bool
 )
@@ -419,6 +414,7 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 				return errTimeout
 			}
 		}
+		sliced := false
 		if raw {
 			now := monotonic()
 			if start < 0 {
@@ -427,6 +423,9 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 			if now-yielded >= yieldEvery {
 				runtime.Gosched()
 				yielded = now
+			}
+			if slice := yielded + rawSlice - now; left < 0 || slice < left {
+				left, sliced = slice, true
 			}
 		}
 		var ts *timespec
@@ -449,10 +448,20 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 			}
 			return nil
 		case syscall.EINTR:
-			if raw {
-				// Most likely sysmon's preemption signal: the wait outlasted
-				// 10 ms. Yield next (a stop-the-world may be waiting).
+			if raw { // yield next: a stop-the-world may be waiting
 				yielded = -yieldEvery
+			}
+			continue
+		case syscall.EAGAIN:
+			// The take's X -1 with IPC_NOWAIT fails at once when X is
+			// taken; its W 0 waits, and a timed-out wait (the deadline's
+			// or a raw slice's) is EAGAIN too: X tells which.
+			if ops[0].flg&ipcNowait != 0 {
+				if x, _ := semctl(b.semid, semX, semGetval, 0); x == 0 {
+					return errBusy
+				}
+			}
+			if sliced { // the slice ran out, not the deadline: yield next
 				if waited := monotonic() - start; sparse || waited >= rawIdle {
 					// Raw on while a broadcast is in progress (X taken): the
 					// wait is for processes that run, only slowly.
@@ -460,16 +469,7 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 					raw = x == 0 && waited < rawPhase
 					idled = !raw
 				}
-			}
-			continue
-		case syscall.EAGAIN:
-			// The take's X -1 with IPC_NOWAIT fails at once when X is
-			// taken; its W 0 waits, and a timed-out wait is EAGAIN too: X
-			// tells which.
-			if ops[0].flg&ipcNowait != 0 {
-				if x, _ := semctl(b.semid, semX, semGetval, 0); x == 0 {
-					return errBusy
-				}
+				continue
 			}
 			return errTimeout
 		}
