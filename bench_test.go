@@ -341,10 +341,12 @@ func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNu
 		// may still be writing the last to its file (it prints after
 		// counting out). Wait for it, bounded, before the kill.
 		got := 0
-		for deadline := time.Now().Add(patience); !devNull; time.Sleep(time.Millisecond) {
-			data, _ := os.ReadFile(files[i])
-			if got = bytes.Count(data, []byte{'\n'}); got >= n || time.Now().After(deadline) {
-				break
+		if !devNull {
+			for deadline := time.Now().Add(patience); ; time.Sleep(time.Millisecond) {
+				data, _ := os.ReadFile(files[i])
+				if got = bytes.Count(data, []byte{'\n'}); got >= n || time.Now().After(deadline) {
+					break
+				}
 			}
 		}
 		l.Process.Kill()
