@@ -140,15 +140,37 @@ var spinModels = []spinModel{
 	},
 	{
 		// What proto.go does: the take waits for W = 0 too { X -1, W 0 }
-		// (fair joins), and the gate closes in the publish call
-		// { W 0, Q +1, N +1 }, not when taking X; must pass, and a writer
-		// that gives up before publishing must leave Q's gates as it
-		// found them (LEAKCHECK).
+		// (fair joins), the gate closes in the publish call
+		// { W 0, Q +1, N +1 }, not when taking X, and every listener waits
+		// for N and re-arms in one call { N 0, S +1, Q +1, W -1 }; must
+		// pass, and a writer that gives up before publishing must leave
+		// Q's gates as it found them (LEAKCHECK).
 		name:      "racefree_take_w0",
 		model:     "racefree.pml",
-		spinFlags: []string{"-DGATE_AT_PUBLISH", "-DTAKE_W0", "-DLEAKCHECK"},
+		spinFlags: []string{"-DGATE_AT_PUBLISH", "-DTAKE_W0", "-DLEAKCHECK", "-DWAITN_REARM=7"},
 		cflags:    []string{"-DSAFETY", "-DNOFAIR", "-DMEMLIM=8192"},
 		panFlags:  []string{"-m100000"},
+	},
+	{
+		// The same with the steady listener waiting { N 0 } and re-arming
+		// in a call of its own, as a listener of an older bus does beside
+		// the others on the same bus; must pass.
+		name:      "racefree_take_w0_mixed_rearm",
+		model:     "racefree.pml",
+		spinFlags: []string{"-DGATE_AT_PUBLISH", "-DTAKE_W0", "-DLEAKCHECK", "-DWAITN_REARM=6"},
+		cflags:    []string{"-DSAFETY", "-DNOFAIR", "-DMEMLIM=8192"},
+		panFlags:  []string{"-m100000"},
+	},
+	{
+		// The one call without its N 0, re-arming as soon as counted out:
+		// the writer's re-release hands the listener the same message
+		// again. Must fail.
+		name:      "racefree_take_w0_rearm_without_n0",
+		model:     "racefree.pml",
+		spinFlags: []string{"-DGATE_AT_PUBLISH", "-DTAKE_W0", "-DWAITN_REARM=7", "-DNO_WAITN"},
+		cflags:    []string{"-DSAFETY", "-DNOFAIR", "-DMEMLIM=8192"},
+		panFlags:  []string{"-m100000"},
+		wantFail:  "assertion violated",
 	},
 	{
 		// The take { X -1 } alone (the writer before fair joins); must

@@ -118,8 +118,7 @@ listen(void)
 	struct sembuf join[] = {{X, -1, 0}, {X, 1, 0}, {W, 0, 0}, {S, 1, SEM_UNDO}, {Q, 1, SEM_UNDO}};
 	struct sembuf released[] = {{Q, 0, 0}, {W, 1, SEM_UNDO}};
 	struct sembuf count_out[] = {{S, -1, SEM_UNDO}};
-	struct sembuf wait_n[] = {{N, 0, 0}};
-	struct sembuf rearm[] = {{S, 1, SEM_UNDO}, {Q, 1, SEM_UNDO}, {W, -1, SEM_UNDO}};
+	struct sembuf rearm[] = {{N, 0, 0}, {S, 1, SEM_UNDO}, {Q, 1, SEM_UNDO}, {W, -1, SEM_UNDO}};
 	struct sembuf leave[] = {{S, -1, SEM_UNDO}, {W, -1, SEM_UNDO}};
 	char buf[SEGMENT];
 	long count = 0;
@@ -135,8 +134,7 @@ listen(void)
 		}
 		count++;
 		group(count_out, 1);
-		group(wait_n, 1);
-		group(rearm, 3);
+		group(rearm, 4);
 	}
 }
 

@@ -76,8 +76,7 @@ func main() {
 	join := []sembuf{{semX, -1, 0}, {semX, 1, 0}, {semW, 0, 0}, {semS, 1, undo}, {semQ, 1, undo}}
 	released := []sembuf{{semQ, 0, 0}, {semW, 1, undo}}
 	countOut := []sembuf{{semS, -1, undo}}
-	waitN := []sembuf{{semN, 0, 0}}
-	rearm := []sembuf{{semS, 1, undo}, {semQ, 1, undo}, {semW, -1, undo}}
+	rearm := []sembuf{{semN, 0, 0}, {semS, 1, undo}, {semQ, 1, undo}, {semW, -1, undo}}
 	leave := []sembuf{{semS, -1, undo}, {semW, -1, undo}}
 	var msg [2048]byte
 	count := 0
@@ -93,7 +92,6 @@ func main() {
 		}
 		count++
 		group(countOut)
-		group(waitN)
 		group(rearm)
 	}
 }
