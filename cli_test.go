@@ -678,8 +678,18 @@ func TestStreamGoesOnAfterTimeout(t *testing.T) {
 // raw wait used to hold its P to the end, so the runtime's preemption
 // signal woke it 100 times a second, and its sysmon thread as often.
 func TestIdleListenerSleeps(t *testing.T) {
+	// asyncpreemptoff=1: no preemption signal ends a raw wait, so even a
+	// wait after a quick one must keep its timer.
+	for _, godebug := range []string{"", "asyncpreemptoff=1"} {
+		t.Run("GODEBUG="+godebug, func(t *testing.T) { idleListenerSleeps(t, godebug) })
+	}
+}
+
+func idleListenerSleeps(t *testing.T, godebug string) {
 	path := newBus(t)
-	l := startListener(t, nil, "listen", path)
+	cmd := busCommand("listen", "-r", "3", path)
+	cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+xdgDir(t), "GODEBUG="+godebug)
+	l := startReady(t, cmd, "listen")
 	switches := func() int {
 		n := 0
 		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", l.cmd.Process.Pid))
@@ -697,23 +707,36 @@ func TestIdleListenerSleeps(t *testing.T) {
 	// The runtime winds down after start (sysmon backs off from 20 us to
 	// sleeping): wait, bounded, for a quiet 100 ms, then count over 1 s.
 	// The old wait was never quiet: about 200 switches a second.
-	deadline := time.Now().Add(patience)
-	for last := switches(); ; {
-		time.Sleep(100 * time.Millisecond)
-		n := switches()
-		if n == last {
-			break
+	sleeps := func(when string) {
+		t.Helper()
+		deadline := time.Now().Add(patience)
+		for last := switches(); ; {
+			time.Sleep(100 * time.Millisecond)
+			n := switches()
+			if n == last {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s, an idle listener never stopped being woken: %d switches in the last 100 ms", when, n-last)
+			}
+			last = n
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("an idle listener never stopped being woken: %d switches in the last 100 ms", n-last)
+		before := switches()
+		time.Sleep(time.Second)
+		if n := switches() - before; n > 5 {
+			t.Errorf("%s, an idle listener was switched to %d times in 1 s", when, n)
 		}
-		last = n
 	}
-	before := switches()
-	time.Sleep(time.Second)
-	if n := switches() - before; n > 5 {
-		t.Errorf("an idle listener was switched to %d times in 1 s", n)
+	sleeps("after start")
+	// Back to back, the waits end quickly, and the wait after the last
+	// message may go without a timer.
+	bus(t, "0 a\n0 b\n0 c\n", "broadcast", path, "-").expect(t, 0, "")
+	for _, want := range []string{"0 a", "0 b", "0 c"} {
+		if got := l.next(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
 	}
+	sleeps("after three messages")
 	bus(t, "", "broadcast", path, "0 still listening").expect(t, 0, "")
 	if got := l.next(); got != "0 still listening" {
 		t.Fatalf("got %q", got)

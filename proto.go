@@ -376,7 +376,7 @@ func (b *Bus) Close() {
 // that sysmon, seeing no P busy, sleeps (TestIdleListenerSleeps).
 // The slice's timer is set and cancelled on every wait, 6 to 8% of a
 // streaming listener's CPU time (a VM's timers are the hypervisor's), so a
-// wait after one that ended within quickWait sets none, and lets sysmon's
+// wait after two that ended within quickWait sets none, and lets sysmon's
 // signal end it should it last: in a stream, waits are short. Without
 // timers altogether, a loaded CI run took twice as long (README,
 // Performance), as every long wait then ended in signals.
@@ -400,12 +400,29 @@ var (
 	// message, not 80. A wait that went idle too soon (it ended within
 	// rawIdle) clears it: a steady stream stays raw.
 	sparse bool
-	// quick: the last raw wait ended within quickWait, as in a steady
-	// stream. The next one, if it has no deadline, sets no timer: its slice
-	// is ended by sysmon's preemption signal (EINTR) instead, should it
-	// outlast 10 ms, and the waits after that signal are timed again.
-	quick bool
+	// quick: how many raw waits in a row (up to 2) ended within quickWait.
+	// After two, as in a steady stream, a wait with no deadline sets no
+	// timer: its slice is ended by sysmon's preemption signal (EINTR)
+	// instead, should it outlast 10 ms, and the waits after that signal are
+	// timed again. Two, not one: after an isolated message, whose re-arm
+	// is quick, the next wait still goes idle after one slice.
+	quick uint8
+	// signals: whether sysmon's preemption signal can end a raw wait (not
+	// under GODEBUG=asyncpreemptoff=1); 0 until looked up.
+	signals int8
 )
+
+// preemptSignals reports whether a raw wait may go without a timer: with
+// asynchronous preemption off, nothing would end it but a message.
+func preemptSignals() bool {
+	if signals == 0 {
+		signals = 1
+		if strings.Contains(os.Getenv("GODEBUG"), "asyncpreemptoff=1") {
+			signals = -1
+		}
+	}
+	return signals > 0
+}
 
 func monotonic() time.Duration {
 	if epoch.IsZero() {
@@ -445,7 +462,7 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 			}
 		}
 		var ts *timespec
-		if left >= 0 && !(sliced && quick && deadline.IsZero()) {
+		if left >= 0 && !(sliced && quick >= 2 && deadline.IsZero() && preemptSignals()) {
 			// At most 2^31-1 s (68 years): 32-bit kernels read a signed
 			// 32-bit tv_sec, and more is EINVAL (taken for a removed bus).
 			t = timespec{uintptr(min(left/time.Second, 1<<31-1)), uintptr(left % time.Second)}
@@ -461,7 +478,11 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 		case 0:
 			if start >= 0 {
 				waited := monotonic() - start
-				quick = raw && waited < quickWait
+				if raw && waited < quickWait {
+					quick = min(quick+1, 2)
+				} else {
+					quick = 0
+				}
 				if idled {
 					sparse = waited >= rawIdle
 				}
@@ -471,7 +492,7 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 			if raw { // yield next: a stop-the-world may be waiting
 				yielded = -yieldEvery
 			}
-			quick = false // the next wait is timed
+			quick = 0 // the next waits are timed
 			continue
 		case syscall.EAGAIN:
 			// The take's X -1 with IPC_NOWAIT fails at once when X is
