@@ -77,18 +77,19 @@
  *     83,117,097 states, depth 114, errors 0, 455 s (machine loaded),
  *     5.3 GB.
  *
- * Variants (spin -D... -a racefree.pml, same gcc and pan flags; all run by
- * TestSpinModels):
+ * Variants (spin -D... -a racefree.pml, same gcc and pan flags; run by
+ * TestSpinModels unless marked by hand):
  *   -DGATE_AT_PUBLISH  the take is { X -1 UNDO } and the gate closes in the
  *             publish call { W 0, Q +1, N +1 UNDO }. Passes: 12,356,540
  *             states, depth 95, 16.5 s, 1.25 GB. Its behaviours include
  *             TAKE_W0's, so writers of both kinds may share a bus.
- *   -DGATE_AT_PUBLISH -DTAKE_W0  what proto.go does: the take waits for
- *             W = 0 too { X -1 UNDO, W 0 } (fair joins: a join and a take
- *             then wait for the same moment, and Linux serves them in
- *             arrival order). With -DLEAKCHECK it passes: 11,376,560
- *             states, depth 95, 15.4 s on an idle machine (48 s loaded),
- *             1.1 GB. Adding -DOLDTAKE=1 (or 0) makes that writer take with
+ *   -DGATE_AT_PUBLISH -DTAKE_W0  what proto.go does with -DWAITN_REARM=7
+ *             (below): the take waits for W = 0 too { X -1 UNDO, W 0 }
+ *             (fair joins: a join and a take then wait for the same moment,
+ *             and Linux serves them in arrival order). With -DLEAKCHECK
+ *             and the listeners' two calls (no WAITN_REARM; by hand since
+ *             the one call) it passes: 11,376,560 states, depth 95, 15.4 s
+ *             on an idle machine (48 s loaded), 1.1 GB. Adding -DOLDTAKE=1 (or 0) makes that writer take with
  *             { X -1 } alone, as a bus from before fair joins on the same
  *             bus: passes too, 11,691,032 states (12,042,068), depth 95
  *             (by hand, not in TestSpinModels).
@@ -110,7 +111,8 @@
  *             TestGateDoesNotLeak shows on the real objects).
  *
  * Mutants (the same file, preprocessor switches; each must FAIL):
- *   -DGATE_AT_PUBLISH -DTAKE_W0 -DSPLIT_REARM  the listener gives W back
+ *   -DGATE_AT_PUBLISH -DTAKE_W0 -DSPLIT_REARM  the listener (of the two
+ *             calls: no WAITN_REARM) gives W back
  *             before re-arming ({ W -1 }, then { S +1, Q +1 }): what the
  *             fair take relies on, W = 0 only once every listener is armed,
  *             is gone, and a writer finishes a round that a registered
