@@ -1,7 +1,8 @@
 package main
 
 // Raw System V IPC calls, named after the syscalls and returning a bare
-// syscall.Errno; proto.go adds what was being done and to which bus.
+// syscall.Errno; proto.go and busfile.go add what was being done and to
+// which bus.
 //
 // Go's syscall package names the direct call numbers on only some
 // architectures, so the numbers live here, in one table per GOARCH.
