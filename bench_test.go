@@ -147,7 +147,7 @@ func benchListener(b *testing.B, path string, args ...string) *exec.Cmd {
 // this tool in one run, alternating, so that the machine's load falls on
 // both alike.
 
-func buildYardstick(b *testing.B) string {
+func buildYardstick(b testing.TB) string {
 	b.Helper()
 	out := filepath.Join(b.TempDir(), "yardstick")
 	src := filepath.Join("testdata", "yardstick.c")

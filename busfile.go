@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // parseKeys reads the bus file's contents: two lines, each a decimal key in
@@ -73,39 +74,76 @@ func formatKeys(sem, shm int32) []byte {
 	return []byte(strconv.Itoa(int(sem)) + "\n" + strconv.Itoa(int(shm)) + "\n")
 }
 
-// readBusFile reads and parses a bus file without blocking on a FIFO or
-// reading more than a bus file can hold. Raw calls, not os.File: a one-shot
-// broadcast then starts no poller (epoll_create, eventfd, epoll_ctl).
+// busFile is an open bus file: the keys come from the file that was
+// checked, never from a second open of the path, which another user could
+// have swapped in the meantime.
+type busFile struct {
+	fd       int
+	st       syscall.Stat_t  // the file's, by fstat
+	link     *syscall.Stat_t // the path's own, by lstat, if it is a symbolic link
+	sem, shm int32
+}
+
+func (f *busFile) close() { syscall.Close(f.fd) }
+
+// readBusFile reads and parses a bus file (see openBusFile).
 func readBusFile(path string) (sem, shm int32, st *syscall.Stat_t, err error) {
+	f, err := openBusFile(path)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	f.close()
+	return f.sem, f.shm, &f.st, nil
+}
+
+// openBusFile opens, checks and parses a bus file without blocking on a
+// FIFO or reading more than a bus file can hold, and keeps it open. Raw
+// calls, not os.File: a one-shot broadcast then starts no poller
+// (epoll_create, eventfd, epoll_ctl). The path is lstat'ed before and after
+// the open, so that a file or link swapped in between is caught.
+func openBusFile(path string) (*busFile, error) {
+	var before syscall.Stat_t
+	if err := syscall.Lstat(path, &before); err != nil {
+		return nil, fileError(path, "reading", err)
+	}
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, 0, nil, fileError(path, "reading", err)
+		return nil, fileError(path, "reading", err)
 	}
-	defer syscall.Close(fd)
-	st = new(syscall.Stat_t)
-	if err := syscall.Fstat(fd, st); err != nil {
-		return 0, 0, nil, fileError(path, "reading", err)
+	f := &busFile{fd: fd}
+	fail := func(err error) (*busFile, error) { f.close(); return nil, err }
+	if err := syscall.Fstat(fd, &f.st); err != nil {
+		return fail(fileError(path, "reading", err))
 	}
-	switch st.Mode & syscall.S_IFMT {
+	switch f.st.Mode & syscall.S_IFMT {
 	case syscall.S_IFREG:
 	case syscall.S_IFDIR:
-		return 0, 0, st, failf(path, nil, "is a directory, not a bus file")
+		return fail(failf(path, nil, "is a directory, not a bus file"))
 	default:
-		return 0, 0, st, failf(path, nil, "not a bus file (not a regular file)")
+		return fail(failf(path, nil, "not a bus file (not a regular file)"))
+	}
+	same := func(a, b *syscall.Stat_t) bool { return a.Dev == b.Dev && a.Ino == b.Ino }
+	if before.Mode&syscall.S_IFMT == syscall.S_IFLNK {
+		var after syscall.Stat_t
+		if syscall.Lstat(path, &after) != nil || !same(&before, &after) {
+			return fail(failf(path, errChanged, "the symbolic link changed while bus opened it; try again"))
+		}
+		f.link = &before
+	} else if !same(&before, &f.st) {
+		return fail(failf(path, errChanged, "the bus file changed while bus opened it; try again"))
 	}
 	var buf [64]byte
 	n, err := readFull(fd, buf[:])
 	if err != nil {
-		return 0, 0, st, fileError(path, "reading", err)
+		return fail(fileError(path, "reading", err))
 	}
 	if n == len(buf) {
-		return 0, 0, st, failf(path, nil, "not a bus file (too long)")
+		return fail(failf(path, nil, "not a bus file (too long)"))
 	}
-	sem, shm, err = parseKeys(buf[:n])
-	if err != nil {
-		return 0, 0, st, failf(path, err, "not a bus file (%v)", err)
+	if f.sem, f.shm, err = parseKeys(buf[:n]); err != nil {
+		return fail(failf(path, err, "not a bus file (%v)", err))
 	}
-	return sem, shm, st, nil
+	return f, nil
 }
 
 // fileError words a failure on the bus file itself.
@@ -464,15 +502,156 @@ func mkdirAll(dir string, perm uint32) error {
 	return nil
 }
 
-// findBus reads the bus file at path and finds its objects: an id of -1
-// is an object gone (the bus is stale). Objects that are there but not a
-// bus's are an error, the same words for every subcommand, which then
-// touches nothing (not even the other half of a stale bus).
-func findBus(path string) (o objects, st *syscall.Stat_t, err error) {
-	if o.semKey, o.shmKey, st, err = readBusFile(path); err == nil {
-		err = o.find(path)
+// findBus opens the bus file at path, finds its objects (an id of -1 is an
+// object gone: the bus is stale) and checks that the two may be trusted
+// together (see trust). Objects that are there but not a bus's are an
+// error, the same words for every subcommand, which then touches nothing
+// (not even the other half of a stale bus). On success the file is open:
+// the caller closes it.
+func findBus(path string) (o objects, f *busFile, err error) {
+	if f, err = openBusFile(path); err != nil {
+		return o, nil, err
 	}
-	return
+	o.semKey, o.shmKey = f.sem, f.shm
+	if err = o.find(path); err == nil {
+		err = f.trust(path, o)
+	}
+	if err != nil {
+		f.close()
+		return o, nil, err
+	}
+	return o, f, nil
+}
+
+// A bus file is a claim, not a credential: anyone who may write where it
+// lies can write two keys into a file, and every key is public in
+// /proc/sysvipc. Before bus acts through a file, trust checks that nobody
+// but the bus's owner could have made it name those objects:
+//   - a symbolic link given as the path belongs to the caller, to root or
+//     to the bus's owner (a link is a file too, and anyone may make one to
+//     anything);
+//   - the file has one name: a hard link made by another user elsewhere
+//     would otherwise pass for the owner's file (create links its file
+//     into place from a temporary name, so that second name, while it
+//     lasts, is waited out);
+//   - only its owner may write it (no group or other write bit);
+//   - the file's owner owns each object there is (its IPC uid, which
+//     IPC_SET changes, not the creator's): a bus made by bus or by libbus
+//     is made by one user, and `bus chown` and bus_chown(3) change the
+//     three together.
+//
+// What it cannot tell apart: two buses of one user, and objects whose
+// owner was changed by IPC_SET alone, or a file by chown(1) alone, which
+// are refused until the three agree again.
+func (f *busFile) trust(path string, o objects) error {
+	untrusted := func(format string, args ...any) error {
+		return failf(path, errUntrusted, "not trusted: "+format, args...)
+	}
+	if l := f.link; l != nil {
+		if me := uint32(os.Geteuid()); l.Uid != me && l.Uid != 0 && l.Uid != f.st.Uid {
+			return untrusted("it is a symbolic link made by %s to a bus of %s: use the bus's own path, or remove the link (rm %s)", userName(l.Uid), userName(f.st.Uid), path)
+		}
+	}
+	// A create in progress: its file has its temporary name too until
+	// the create removes it, microseconds later (more on a loaded machine).
+	if f.st.Nlink == 2 && tempName(path, &f.st) {
+		for wait := time.Now().Add(2 * time.Second); f.st.Nlink > 1 && time.Now().Before(wait); {
+			time.Sleep(time.Millisecond)
+			if err := syscall.Fstat(f.fd, &f.st); err != nil {
+				return fileError(path, "reading", err)
+			}
+		}
+	}
+	if f.st.Nlink > 1 {
+		return untrusted("the bus file has %d names (hard links): another user may have linked it to a name of theirs; remove the name that its owner did not make (find / -xdev -samefile %s)", uint64(f.st.Nlink), path)
+	}
+	if f.st.Mode&0o022 != 0 {
+		return untrusted("the bus file is writable by others than its owner (mode %s), who could point it at another bus; `chmod go-w %s` if the bus is yours", modeString(f.st.Mode&0o777), path)
+	}
+	var owners [2]uint32
+	var whose [2]string
+	n := 0
+	for _, x := range []struct {
+		sem bool
+		key int32
+		id  int
+	}{{true, o.semKey, o.semid}, {false, o.shmKey, o.shmid}} {
+		if x.id < 0 {
+			continue
+		}
+		uid, ok := objectOwner(x.sem, x.key, x.id)
+		if !ok {
+			return untrusted("cannot tell who owns its objects (key %d)", x.key)
+		}
+		if uid != f.st.Uid {
+			owners[n], whose[n] = uid, "semaphores"
+			if !x.sem {
+				whose[n] = "shared memory"
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	what := whose[0]
+	if n == 2 {
+		if owners[0] == owners[1] {
+			what = "semaphores and shared memory"
+		} else {
+			what = "semaphores to " + userName(owners[0]) + " and its shared memory"
+			owners[0] = owners[1]
+		}
+	}
+	return untrusted("the bus file belongs to %s, its %s to %s: someone may have written the file to point at a bus not theirs; rm %s if you did not make it, or, if it is that bus's own file, chown %d %s", userName(f.st.Uid), what, userName(owners[0]), path, owners[0], path)
+}
+
+// tempName reports whether the file st of path also has the name that
+// createAt gives it before linking it into place (".NAME.tmpXXXXXXXX" in
+// the same folder), which it removes right after.
+func tempName(path string, st *syscall.Stat_t) bool {
+	path = followLinks(path)
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer syscall.Close(fd)
+	prefix := "." + base + ".tmp"
+	buf := make([]byte, 8192)
+	for {
+		n, err := syscall.ReadDirent(fd, buf)
+		if err != nil || n <= 0 {
+			return false
+		}
+		_, _, names := syscall.ParseDirent(buf[:n], -1, nil)
+		for _, name := range names {
+			var tmp syscall.Stat_t
+			if len(name) == len(prefix)+8 && strings.HasPrefix(name, prefix) &&
+				syscall.Lstat(filepath.Join(dir, name), &tmp) == nil && tmp.Dev == st.Dev && tmp.Ino == st.Ino {
+				return true
+			}
+		}
+	}
+}
+
+// objectOwner returns the owner (IPC uid) of the object id of key: by
+// IPC_STAT, or, where read permission is lacking (an owner who took it
+// from themselves, root reading another's), /proc/sysvipc.
+func objectOwner(sem bool, key int32, id int) (uint32, bool) {
+	ctl := shmctl
+	if sem {
+		ctl = semctlBuf
+	}
+	var b ipcBuf
+	if ctl(id, ipcStat, &b) == 0 {
+		return b.uid(), true
+	}
+	p, ok := procObject(sem, key)
+	return p.uid, ok && p.id == int64(id)
 }
 
 // find finds the objects of o's keys (see findBus).
@@ -528,16 +707,21 @@ func findObject(path string, sem bool, key int32) (int, error) {
 // and class permissions, and rewrites the file (under a lock, so that two
 // repairs racing make one bus).
 func repairIfStale(path string) error {
-	if old, _, err := findBus(path); err != nil || !old.stale() {
+	old, f, err := findBus(path)
+	if err != nil || !old.stale() {
+		if f != nil {
+			f.close()
+		}
 		return err
 	}
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return fileError(path, "reading", err)
+	defer f.close()
+	// Whoever else repaired it would own the new objects and, unless root,
+	// the file: a bus taken over. The file's owner or root makes it anew.
+	if me := uint32(os.Geteuid()); me != 0 && me != f.st.Uid {
+		return failf(path, syscall.EPERM, "stale bus of %s (%s): only its owner or root may make it anew", userName(f.st.Uid), goneWords(old.semid < 0, old.shmid < 0))
 	}
-	defer syscall.Close(fd)
 	for {
-		err = syscall.Flock(fd, syscall.LOCK_EX)
+		err = syscall.Flock(f.fd, syscall.LOCK_EX)
 		if err != syscall.EINTR { // the runtime's signals interrupt the wait
 			break
 		}
@@ -545,10 +729,15 @@ func repairIfStale(path string) error {
 	if err != nil {
 		return failf(path, err, "locking the bus file: %v", err)
 	}
-	old, st, err := findBus(path) // another create may have repaired it
-	if err != nil || !old.stale() {
+	old, f2, err := findBus(path) // another create may have repaired it
+	if err != nil {
 		return err
 	}
+	defer f2.close()
+	if !old.stale() {
+		return nil
+	}
+	st := &f2.st
 	// A link (a well-known path naming a bus kept elsewhere) stays a link:
 	// the bus it names is the one repaired.
 	path = followLinks(path)
@@ -636,10 +825,11 @@ func removeObjects(sem, shm int32) {
 // removed. Only an unforeseen refusal of IPC_RMID (a security module) puts
 // the file back, and the bus may then have lost its semaphores.
 func Remove(path string) (note string, err error) {
-	o, _, err := findBus(path)
+	o, f, err := findBus(path)
 	if err != nil {
 		return "", err
 	}
+	defer f.close()
 	if err := setObjects(path, "removing", o, func(*ipcBuf) {}); err != nil {
 		return "", err
 	}
@@ -651,6 +841,17 @@ func Remove(path string) (note string, err error) {
 	aside := filepath.Join(dir, "."+base+".rm"+name[7:15])
 	if err := syscall.Rename(path, aside); err != nil {
 		return "", fileError(path, "removing", err)
+	}
+	// The name moved aside must be the one checked: a file swapped in
+	// since then goes back, and nothing is removed.
+	checked := &f.st
+	if f.link != nil {
+		checked = f.link
+	}
+	var st syscall.Stat_t
+	if syscall.Lstat(aside, &st) != nil || st.Dev != checked.Dev || st.Ino != checked.Ino {
+		syscall.Rename(aside, path)
+		return "", failf(path, errChanged, "the bus file changed while bus removed it; nothing was removed, try again")
 	}
 	done := func(e syscall.Errno) bool { return e == 0 || e == syscall.EINVAL || e == syscall.EIDRM } // gone meanwhile will do
 	var e syscall.Errno
@@ -735,22 +936,26 @@ func goneWords(semGone, shmGone bool) string {
 	return "its shared memory is gone"
 }
 
-// openObjects finds a bus's objects for changing them (no permission asked).
-func openObjects(path string) (o objects, st *syscall.Stat_t, err error) {
-	if o, st, err = findBus(path); err == nil && o.stale() {
-		err = failf(path, errStale, "stale bus: %s; `bus create %s` makes it anew", goneWords(o.semid < 0, o.shmid < 0), path)
+// openObjects finds a bus's objects for changing them (no permission
+// asked). On success the file is open: the caller closes it.
+func openObjects(path string) (o objects, f *busFile, err error) {
+	if o, f, err = findBus(path); err == nil && o.stale() {
+		f.close()
+		return o, nil, failf(path, errStale, "stale bus: %s; `bus create %s` makes it anew", goneWords(o.semid < 0, o.shmid < 0), path)
 	}
 	return
 }
 
 // Chmod gives the classes that mode returns access to the bus; mode gets
 // the classes that have it now, read off the semaphores (the objects decide
-// who gets in, the file only follows them).
+// who gets in, the file only follows them). The file is changed through the
+// descriptor that was checked, not by its path.
 func Chmod(path string, mode func(current uint32) uint32) error {
-	o, _, err := openObjects(path)
+	o, f, err := openObjects(path)
 	if err != nil {
 		return err
 	}
+	defer f.close()
 	m := uint32(1 << 31) // not yet known
 	err = setObjects(path, "changing", o, func(b *ipcBuf) {
 		if m == 1<<31 {
@@ -761,18 +966,21 @@ func Chmod(path string, mode func(current uint32) uint32) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Chmod(path, os.FileMode(fileMode(m))); err != nil {
-		return fileError(path, "changing the mode of", unwrapPathError(err))
+	if err := syscall.Fchmod(f.fd, fileMode(m)); err != nil {
+		return fileError(path, "changing the mode of", err)
 	}
 	return nil
 }
 
-// Chown gives the bus's file and objects to uid and gid (-1 keeps one).
+// Chown gives the bus's file and objects to uid and gid (-1 keeps one),
+// the file through the descriptor that was checked.
 func Chown(path string, uid, gid int) error {
-	o, st, err := openObjects(path)
+	o, f, err := openObjects(path)
 	if err != nil {
 		return err
 	}
+	defer f.close()
+	st := &f.st
 	u, g := st.Uid, st.Gid
 	if uid >= 0 {
 		u = uint32(uid)
@@ -783,14 +991,14 @@ func Chown(path string, uid, gid int) error {
 	// The file first: the kernel refuses more there (a user may not give a
 	// file away, nor to a group they are not in), and a refusal must leave
 	// the objects as they were.
-	if err := syscall.Chown(path, int(u), int(g)); err != nil {
+	if err := syscall.Fchown(f.fd, int(u), int(g)); err != nil {
 		if err == syscall.EPERM && os.Geteuid() != 0 {
 			return failf(path, err, "permission denied: only root may give a bus to another user; its owner (%s) may give it only to a group they are in", userName(st.Uid))
 		}
 		return fileError(path, "changing the owner of", err)
 	}
 	if err := setObjects(path, "changing", o, func(b *ipcBuf) { b.setOwner(u, g) }); err != nil {
-		syscall.Chown(path, int(st.Uid), int(st.Gid)) // as it was, if we may
+		syscall.Fchown(f.fd, int(st.Uid), int(st.Gid)) // as it was, if we may
 		return err
 	}
 	return nil

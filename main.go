@@ -597,11 +597,17 @@ func (r *runner) wait(msg []byte) error {
 // info prints what a bus is made of and who uses it, and checks that it
 // can work: each problem found is a line on stderr, and the status is 1.
 func info(path string, stdout, stderr io.Writer) error {
-	sem, shm, st, err := readBusFile(path)
+	f, err := openBusFile(path)
 	if err != nil {
 		return err
 	}
-	rows := table{{"bus file", path, "owner " + userName(st.Uid), "group " + groupName(st.Gid), "mode " + modeString(st.Mode&0o777)}}
+	defer f.close()
+	sem, shm, st := f.sem, f.shm, &f.st
+	var rows table
+	if f.link != nil {
+		rows = append(rows, []string{"link", path, "owner " + userName(f.link.Uid), "to " + followLinks(path)})
+	}
+	rows = append(rows, []string{"bus file", path, "owner " + userName(st.Uid), "group " + groupName(st.Gid), "mode " + modeString(st.Mode&0o777)})
 	for _, o := range []struct {
 		name string
 		sem  bool
@@ -618,6 +624,9 @@ func info(path string, stdout, stderr io.Writer) error {
 	rows.print(stdout)
 	o := objects{semKey: sem, shmKey: shm}
 	if err := o.find(path); err != nil {
+		return err
+	}
+	if err := f.trust(path, o); err != nil {
 		return err
 	}
 	if o.stale() {

@@ -127,6 +127,10 @@ var (
 	errBusy    = errors.New("another process is broadcasting")
 	errStale   = errors.New("stale bus")
 	errClosed  = errors.New("bus closed")
+	// A bus file that does not belong with its objects, or may have been
+	// written or linked by someone else (busfile.go, trust).
+	errUntrusted = errors.New("bus file not trusted")
+	errChanged   = errors.New("bus file changed")
 )
 
 // busError is a failure on one bus: "PATH: what".
@@ -145,10 +149,11 @@ func failf(path string, err error, format string, args ...any) error {
 
 // Open opens the bus at path. A listener attaches the segment read-only.
 func Open(path string, listener bool) (*Bus, error) {
-	o, _, err := findBus(path)
+	o, f, err := findBus(path)
 	if err != nil {
 		return nil, err
 	}
+	f.close()
 	sem, shm := o.semKey, o.shmKey
 	b := &Bus{Path: path, SemKey: sem, ShmKey: shm}
 	// Asking for the permissions here, rather than finding out at the first
@@ -167,6 +172,9 @@ func Open(path string, listener bool) (*Bus, error) {
 			need = "read"
 		}
 		return nil, b.objectError("shared memory", shm, role, need, e)
+	}
+	if b.semid != o.semid || b.shmid != o.shmid { // made anew since checked
+		return nil, failf(path, errChanged, "the bus's objects changed while bus opened it; try again")
 	}
 	if b.mem, e = shmat(b.shmid, shmFlag, shmSize); e != 0 {
 		return nil, b.objectError("shared memory", shm, role, "read", e)

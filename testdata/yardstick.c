@@ -14,6 +14,9 @@
  *   yardstick write PATH N       broadcast N messages back to back, then
  *                                "0 stop"; print the time per message
  *   yardstick send PATH MESSAGE  broadcast one message (a one-shot)
+ *   yardstick create PATH        make a bus as libbus's bus_create does,
+ *                                step for step (for security_test.go:
+ *                                such a bus passes bus's ownership check)
  *
  * PATH is a bus file (two decimal keys, semaphores then memory), as made by
  * `bus create`.
@@ -26,6 +29,7 @@
 #include <sys/ipc.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -138,6 +142,48 @@ listen(void)
 	}
 }
 
+/*
+ * create makes a bus as libbus's bus_create does: the file first, with
+ * O_CREAT | O_EXCL and mode 0600, then the semaphores (IPC_CREAT |
+ * IPC_EXCL, mode 0600, a key of rand() scaled to 1..2^30-1) set with SETALL
+ * (X = 1, the rest 0), then the segment (2048 bytes, the same flags), and
+ * the keys written to the file as "%zi\n%zi\n". One user makes all three.
+ */
+static int
+create(const char *path)
+{
+	unsigned short vals[NSEMS] = {0};
+	char buf[64];
+	key_t ksem, kshm;
+	int fd, id;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd == -1)
+		die("yardstick: open");
+	srand((unsigned)time(NULL) + (unsigned)rand() + (unsigned)getpid());
+	for (;;) {
+		ksem = (key_t)((double)rand() / ((double)RAND_MAX + 1) * ((1 << 30) - 1)) + 1;
+		if ((id = semget(ksem, NSEMS, IPC_CREAT | IPC_EXCL | 0600)) != -1)
+			break;
+		if (errno != EEXIST && errno != EINTR)
+			die("yardstick: semget");
+	}
+	vals[X] = 1;
+	if (semctl(id, 0, SETALL, vals) == -1)
+		die("yardstick: semctl SETALL");
+	for (;;) {
+		kshm = (key_t)((double)rand() / ((double)RAND_MAX + 1) * ((1 << 30) - 1)) + 1;
+		if (shmget(kshm, SEGMENT, IPC_CREAT | IPC_EXCL | 0600) != -1)
+			break;
+		if (errno != EEXIST && errno != EINTR)
+			die("yardstick: shmget");
+	}
+	snprintf(buf, sizeof buf, "%zi\n%zi\n", (ssize_t)ksem, (ssize_t)kshm);
+	if (write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf) || close(fd) == -1)
+		die("yardstick: write");
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -170,6 +216,8 @@ main(int argc, char *argv[])
 		printf("%ld msgs in %.3f s: %.1f us/msg\n", n, secs, secs / (double)n * 1e6);
 		return 0;
 	}
-	fprintf(stderr, "usage: yardstick listen PATH | write PATH N | send PATH MESSAGE\n");
+	if (argc == 3 && strcmp(argv[1], "create") == 0)
+		return create(argv[2]);
+	fprintf(stderr, "usage: yardstick listen PATH | write PATH N | send PATH MESSAGE | create PATH\n");
 	return 2;
 }
