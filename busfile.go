@@ -273,7 +273,11 @@ func makeObjects(perm int) (o objects, err error) {
 			return o, errorf("creating the semaphores: %w", e)
 		}
 	}
-	if _, e := semctl(o.semid, semX, semSetval, 1); e != 0 {
+	// All five at once, as libbus does: Linux zero-fills a new array, but
+	// nothing promises it (POSIX leaves the values unspecified).
+	var vals ipcBuf
+	vals.setUshort(semX, 1)
+	if e := semctlBuf(o.semid, semSetall, &vals); e != 0 {
 		o.remove()
 		return o, errorf("setting up the semaphores: %w", e)
 	}

@@ -27,7 +27,8 @@ var subcommands = map[string]subcommand{
 	"create": {"create [-x] [PATH]", "x", 0, 1, `Make a bus. Without PATH, at a random path under $XDG_RUNTIME_DIR/bus/
 (or /run/bus/), printed on stdout. An existing bus is left as it is (with -x:
 an error); a stale one (its semaphores gone, e.g. after a reboot) is made
-anew in place. A file that is not a bus is never overwritten.
+anew in place, by its owner or root. A file that is not a bus is never
+overwritten.
 
   -x  fail if PATH exists
 

@@ -62,6 +62,7 @@ const (
 	semGetn   = 14 // GETNCNT
 	semGetz   = 15 // GETZCNT
 	semSetval = 16
+	semSetall = 17
 	shmRdonly = 0o10000
 )
 
@@ -200,8 +201,8 @@ func semctl(id, num, cmd int, val int) (int, syscall.Errno) {
 // mode @20.
 type ipcBuf [16]uint64
 
-// semctlBuf is semctl with a buffer (IPC_STAT, IPC_SET; GETALL, whose
-// unsigned shorts ushort reads).
+// semctlBuf is semctl with a buffer (IPC_STAT, IPC_SET; GETALL and SETALL,
+// whose unsigned shorts ushort and setUshort read and write).
 func semctlBuf(id, cmd int, buf *ipcBuf) syscall.Errno {
 	if abi.ipc != 0 {
 		p := unsafe.Pointer(buf) // the union word ipc() reads: the buffer's address
@@ -263,10 +264,11 @@ func shmctl(id, cmd int, buf *ipcBuf) syscall.Errno {
 
 // word is the native-order 32-bit word at byte offset off of an
 // IPC_STAT/IPC_SET buffer, which holds struct ipc64_perm at its start.
-func (b *ipcBuf) word(off uintptr) *uint32 { return (*uint32)(unsafe.Add(unsafe.Pointer(b), off)) }
-func (b *ipcBuf) ushort(i int) int         { return int(*(*uint16)(unsafe.Add(unsafe.Pointer(b), 2*i))) }
-func (b *ipcBuf) uid() uint32              { return *b.word(4) }
-func (b *ipcBuf) gid() uint32              { return *b.word(8) }
+func (b *ipcBuf) word(off uintptr) *uint32  { return (*uint32)(unsafe.Add(unsafe.Pointer(b), off)) }
+func (b *ipcBuf) ushort(i int) int          { return int(*(*uint16)(unsafe.Add(unsafe.Pointer(b), 2*i))) }
+func (b *ipcBuf) setUshort(i int, v uint16) { *(*uint16)(unsafe.Add(unsafe.Pointer(b), 2*i)) = v }
+func (b *ipcBuf) uid() uint32               { return *b.word(4) }
+func (b *ipcBuf) gid() uint32               { return *b.word(8) }
 func (b *ipcBuf) setOwner(uid, gid uint32) {
 	*b.word(4), *b.word(8) = uid, gid
 }
