@@ -407,7 +407,7 @@ func initramfs(path string, busybox, testBin []byte, skip string, timeout time.D
 	c.file("bus/bus.test", 0o755, testBin)
 	c.file("bus/skip", 0o644, []byte(skip))
 	c.file("bus/timeout", 0o644, []byte(timeout.String()))
-	// What tests read of the repository (TestManPageCoversHelp).
+	// What tests read of the repository (TestManPageCoversHelp, TestReadme).
 	for _, name := range []string{"bus.1", "bus.5", "README"} {
 		data, err := os.ReadFile(name)
 		if err != nil {

@@ -17,7 +17,7 @@ package main
 //     re-arm: nothing happens between the two that matters, as W held
 //     keeps N at 0, and the kernel re-arms every waiting listener in the
 //     pass that completes the writer's finish. A call less a message
-//     (README, Performance: what it saves).
+//     (doc/performance, "What was tried": what it saves).
 //   - A writer takes X once no listener holds W { X -1, W 0 }, then closes
 //     the gate and publishes in one call { W 0, Q +1, N +1 }, and ends the
 //     round only when every listener has counted out { S 0, N -1, X +1 }.
@@ -229,8 +229,8 @@ func (b *Bus) Close() {
 // streaming listener's CPU time (a VM's timers are the hypervisor's), so a
 // wait after two that ended within quickWait sets none, and lets sysmon's
 // signal end it should it last: in a stream, waits are short. Without
-// timers altogether, a loaded CI run took twice as long (README,
-// Performance), as every long wait then ended in signals.
+// timers altogether, a loaded CI run took twice as long (doc/performance,
+// "What was tried"), as every long wait then ended in signals.
 const (
 	yieldEvery = 4 * time.Millisecond
 	rawSlice   = 8 * time.Millisecond
