@@ -269,6 +269,8 @@ func makeObjects(perm int) (o objects, err error) {
 		var e syscall.Errno
 		if o.semid, e = semget(o.semKey, nsems, ipcCreat|ipcExcl|perm); e == 0 {
 			break
+		} else if e == syscall.ENOSYS {
+			return o, errNoIPC
 		} else if e != syscall.EEXIST {
 			return o, errorf("creating the semaphores: %w", e)
 		}
@@ -703,6 +705,9 @@ func findObject(path string, sem bool, key int32) (int, error) {
 			return -1, failf(path, syscall.EINVAL, "not a bus: the semaphore array of key %d has %s semaphores, a bus has %d", key, has, nsems)
 		}
 		return -1, failf(path, syscall.EINVAL, "not a bus: the shared memory of key %d is %s bytes, a bus's is %d", key, has, shmSize)
+	}
+	if e == syscall.ENOSYS {
+		return -1, failf(path, e, "%v", errNoIPC)
 	}
 	return -1, failf(path, e, "finding the %s (key %d): %v", what, key, e)
 }

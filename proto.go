@@ -131,6 +131,7 @@ var (
 	// written or linked by someone else (busfile.go, trust).
 	errUntrusted = errors.New("bus file not trusted")
 	errChanged   = errors.New("bus file changed")
+	errNoIPC     = errors.New("this kernel has no System V IPC (it was built without CONFIG_SYSVIPC), which every bus needs")
 )
 
 // busError is a failure on one bus: "PATH: what".
@@ -316,7 +317,7 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 		if left >= 0 && !(sliced && quick >= 2 && deadline.IsZero() && preemptSignals()) {
 			// At most 2^31-1 s (68 years): 32-bit kernels read a signed
 			// 32-bit tv_sec, and more is EINVAL (taken for a removed bus).
-			t = timespec{uintptr(min(left/time.Second, 1<<31-1)), uintptr(left % time.Second)}
+			t = timespec{int64(min(left/time.Second, 1<<31-1)), int64(left % time.Second)}
 			ts = &t
 		}
 		var e syscall.Errno

@@ -84,6 +84,10 @@ type sysvABI struct {
 
 	semget, semctl, semtimedop, shmget, shmat, shmctl, shmdt uintptr
 
+	// semtimedop64: semtimedop_time64 (Linux 5.1), on 32-bit architectures
+	// only; 0 where semtimedop's timespec is 64-bit already.
+	semtimedop64 uintptr
+
 	ipc64 uintptr // or'ed into semctl/shmctl commands: 0x100 where the kernel wants IPC_64
 	// setvalShift: 64-bit big-endian kernels read SETVAL's int from the
 	// high half of the union word (ipc/sem.c, "big-endian 64bit").
@@ -104,12 +108,14 @@ func abiFor(goarch string) sysvABI {
 	case "arm64", "riscv64", "loong64": // include/uapi/asm-generic/unistd.h: new-style, no IPC_64
 		return sysvABI{semget: 190, semctl: 191, semtimedop: 192, shmget: 194, shmat: 196, shmctl: 195, shmdt: 197}
 	case "arm": // arch/arm/tools/syscall.tbl (EABI): 300/308 are sys_old_semctl/shmctl (IPC_64); 312 is semtimedop_time32
-		return sysvABI{semget: 299, semctl: 300, semtimedop: 312, shmget: 307, shmat: 305, shmctl: 308, shmdt: 306, ipc64: 0x100}
+		return sysvABI{semget: 299, semctl: 300, semtimedop: 312, semtimedop64: 420, shmget: 307, shmat: 305, shmctl: 308, shmdt: 306, ipc64: 0x100}
 	case "mips64", "mips64le": // arch/mips/kernel/syscalls/syscall_n64.tbl (5000+): 5064/5030 are sys_old_semctl/shmctl
 		return sysvABI{semget: 5062, semctl: 5064, semtimedop: 5214, shmget: 5028, shmat: 5029, shmctl: 5030, shmdt: 5065, ipc64: 0x100, setvalShift: bigEndian64}
-	case "mips", "mipsle": // syscall_o32.tbl (4000+): ipc is 4117
-		return sysvABI{ipc: 4117, ipc64: 0x100}
-	case "386", "ppc64", "ppc64le", "s390x": // syscall_32.tbl, syscall.tbl (powerpc, s390): ipc is 117
+	case "mips", "mipsle": // syscall_o32.tbl (4000+): ipc is 4117, semtimedop_time64 4420
+		return sysvABI{ipc: 4117, semtimedop64: 4420, ipc64: 0x100}
+	case "386": // syscall_32.tbl: ipc is 117, semtimedop_time64 420
+		return sysvABI{ipc: 117, semtimedop64: 420, ipc64: 0x100}
+	case "ppc64", "ppc64le", "s390x": // syscall.tbl (powerpc, s390): ipc is 117
 		return sysvABI{ipc: 117, ipc64: 0x100, setvalShift: bigEndian64}
 	}
 	// Go has no other Linux GOARCH today; a new one must be looked up, not guessed.
@@ -138,27 +144,48 @@ func semget(key int32, nsems, flags int) (int, syscall.Errno) {
 	return int(r), e
 }
 
-// timespec is the kernel's timespec for these calls: two longs (the old
-// 32-bit one on 32-bit architectures, which their semtimedop and ipc() take:
-// arm's 312 is semtimedop_time32, and ipc(SEMTIMEDOP) reads an
-// old_timespec32 on a 32-bit kernel and in a 64-bit kernel's compat ipc).
-type timespec [2]uintptr
+// timespec is struct __kernel_timespec, two 64-bit fields on every
+// architecture: what the 64-bit architectures' semtimedop and ipc() take,
+// and the 32-bit ones' semtimedop_time64.
+type timespec struct{ sec, nsec int64 }
+
+// timespec32 is old_timespec32, for the 32-bit architectures' old calls
+// (arm's 312 is semtimedop_time32; ipc(SEMTIMEDOP) reads one on a 32-bit
+// kernel and in a 64-bit kernel's compat ipc). A kernel built without
+// CONFIG_COMPAT_32BIT_TIME has no such calls (ENOSYS), one before 5.1 has
+// no semtimedop_time64: a 32-bit bus tries the time64 call first, and
+// falls back to the old one for good if it is missing.
+type timespec32 [2]int32
+
+// time32: semtimedop_time64 was ENOSYS; the old call is used from then on.
+var time32 bool
+
+// old returns t as the old calls read it: in t32, or nil for no timeout.
+func (t32 *timespec32) old(t *timespec) unsafe.Pointer {
+	if t == nil {
+		return nil
+	}
+	*t32 = timespec32{int32(t.sec), int32(t.nsec)} // tv_sec is at most 2^31-1: see Bus.semop
+	return unsafe.Pointer(t32)
+}
 
 // semtimedop blocks (in a syscall the Go scheduler knows about) until the
 // operations apply, the timeout runs out (EAGAIN) or a signal arrives (EINTR).
 // A nil timeout waits forever.
 func semtimedop(id int, ops []sembuf, timeout *timespec) syscall.Errno {
-	if abi.ipc != 0 {
-		// s390x's ipc takes five arguments and reads the timeout from
-		// "third" where the others read "fifth": pass it in both, which
-		// every kernel accepts (the others ignore third here).
-		_, _, e := syscall.Syscall6(abi.ipc, ipcSemtimedop, uintptr(id), uintptr(len(ops)),
-			uintptr(unsafe.Pointer(timeout)), uintptr(unsafe.Pointer(&ops[0])), uintptr(unsafe.Pointer(timeout)))
-		return e
+	if abi.semtimedop64 != 0 {
+		if !time32 {
+			_, _, e := syscall.Syscall6(abi.semtimedop64, uintptr(id), uintptr(unsafe.Pointer(&ops[0])), uintptr(len(ops)),
+				uintptr(unsafe.Pointer(timeout)), 0, 0)
+			if e != syscall.ENOSYS {
+				return e
+			}
+			time32 = true
+		}
+		var t32 timespec32
+		return semtimedopOld(false, id, ops, t32.old(timeout))
 	}
-	_, _, e := syscall.Syscall6(abi.semtimedop, uintptr(id), uintptr(unsafe.Pointer(&ops[0])), uintptr(len(ops)),
-		uintptr(unsafe.Pointer(timeout)), 0, 0)
-	return e
+	return semtimedopOld(false, id, ops, unsafe.Pointer(timeout))
 }
 
 // semtimedopRaw is semtimedop without telling the Go scheduler: the thread
@@ -166,13 +193,42 @@ func semtimedop(id int, ops []sembuf, timeout *timespec) syscall.Errno {
 // (a listener printing to stdout, a broadcaster), that halves its context
 // switches per message; see Bus.raw for why it stays safe.
 func semtimedopRaw(id int, ops []sembuf, timeout *timespec) syscall.Errno {
-	if abi.ipc != 0 {
-		_, _, e := syscall.RawSyscall6(abi.ipc, ipcSemtimedop, uintptr(id), uintptr(len(ops)),
-			uintptr(unsafe.Pointer(timeout)), uintptr(unsafe.Pointer(&ops[0])), uintptr(unsafe.Pointer(timeout)))
-		return e
+	if abi.semtimedop64 != 0 {
+		if !time32 {
+			_, _, e := syscall.RawSyscall6(abi.semtimedop64, uintptr(id), uintptr(unsafe.Pointer(&ops[0])), uintptr(len(ops)),
+				uintptr(unsafe.Pointer(timeout)), 0, 0)
+			if e != syscall.ENOSYS {
+				return e
+			}
+			time32 = true
+		}
+		var t32 timespec32
+		return semtimedopOld(true, id, ops, t32.old(timeout))
 	}
-	_, _, e := syscall.RawSyscall6(abi.semtimedop, uintptr(id), uintptr(unsafe.Pointer(&ops[0])), uintptr(len(ops)),
-		uintptr(unsafe.Pointer(timeout)), 0, 0)
+	return semtimedopOld(true, id, ops, unsafe.Pointer(timeout))
+}
+
+// semtimedopOld is the architecture's semtimedop or ipc(SEMTIMEDOP), with
+// the timeout in the layout it reads (timespec, or timespec32 on 32-bit).
+func semtimedopOld(raw bool, id int, ops []sembuf, timeout unsafe.Pointer) syscall.Errno {
+	var e syscall.Errno
+	switch {
+	case abi.ipc != 0 && raw:
+		// s390x's ipc takes five arguments and reads the timeout from
+		// "third" where the others read "fifth": pass it in both, which
+		// every kernel accepts (the others ignore third here).
+		_, _, e = syscall.RawSyscall6(abi.ipc, ipcSemtimedop, uintptr(id), uintptr(len(ops)),
+			uintptr(timeout), uintptr(unsafe.Pointer(&ops[0])), uintptr(timeout))
+	case abi.ipc != 0:
+		_, _, e = syscall.Syscall6(abi.ipc, ipcSemtimedop, uintptr(id), uintptr(len(ops)),
+			uintptr(timeout), uintptr(unsafe.Pointer(&ops[0])), uintptr(timeout))
+	case raw:
+		_, _, e = syscall.RawSyscall6(abi.semtimedop, uintptr(id), uintptr(unsafe.Pointer(&ops[0])), uintptr(len(ops)),
+			uintptr(timeout), 0, 0)
+	default:
+		_, _, e = syscall.Syscall6(abi.semtimedop, uintptr(id), uintptr(unsafe.Pointer(&ops[0])), uintptr(len(ops)),
+			uintptr(timeout), 0, 0)
+	}
 	return e
 }
 
