@@ -107,6 +107,15 @@ func openBusFile(path string) (*busFile, error) {
 		return nil, fileError(path, "reading", err)
 	}
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err == syscall.EACCES && before.Mode&syscall.S_IFMT == syscall.S_IFLNK && before.Uid != uint32(os.Geteuid()) {
+		// fs.protected_symlinks: no one follows another's link in a
+		// sticky folder that anyone may write, unless the folder is the
+		// link owner's.
+		var dir syscall.Stat_t
+		if syscall.Stat(filepath.Dir(path), &dir) == nil && dir.Mode&0o1002 == 0o1002 && dir.Uid != before.Uid {
+			return nil, failf(path, errUntrusted, "not trusted: it is a symbolic link made by %s in a sticky folder, which the kernel does not follow (fs.protected_symlinks); use the bus's own path, or remove the link (rm %s)", userName(before.Uid), path)
+		}
+	}
 	if err != nil {
 		return nil, fileError(path, "reading", err)
 	}

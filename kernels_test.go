@@ -6,7 +6,10 @@
 // rewrites each layout); in a guest the architecture's own kernel answers.
 // The kernel and busybox come from Debian's archive (apt-get download),
 // cached outside the repository; a missing qemu-system or kernel fails the
-// test. Left out by -short (the inner runs use it).
+// test. Each architecture also boots the kernels of the releases before
+// and after bookworm's (spanReleases) with a named part of the suite
+// (spanTests), and riscv64 boots trixie's. Left out by -short (the inner
+// runs use it).
 
 package main
 
@@ -32,7 +35,9 @@ import (
 
 // kernelTarget is one Debian architecture and how to boot its kernel.
 type kernelTarget struct {
-	name    string   // Debian's name for the architecture, the subtest's
+	name    string   // Debian's name for the architecture
+	release string   // Debian's release: "" is bookworm, the host's own
+	span    bool     // it runs spanTests only, not the whole suite
 	goarch  string   // GOARCH
 	env     []string // more build environment (GOARM)
 	flavour string   // the kernel is linux-image-FLAVOUR
@@ -49,9 +54,10 @@ type kernelTarget struct {
 }
 
 // kernelTargets are the architectures of Debian 12 (bookworm, Linux 6.1)
-// that Go builds for. The rest of sysv_linux.go's table (mips big-endian,
-// riscv64, loong64) has no Debian 12 kernel: TestArches runs them under
-// qemu-user. It also runs 386 natively, on the host's x86_64 kernel: the
+// that Go builds for, and riscv64 on Debian 13's kernel. The rest of
+// sysv_linux.go's table has no Debian kernel to be had: mips big-endian
+// (Debian's last was 10's) and loong64 (in Debian's ports archive, not its
+// main one): TestArches runs them under qemu-user. It also runs 386 natively, on the host's x86_64 kernel: the
 // compat calls, which i386's own kernel does not take.
 //
 // The malta guests (mipsel, mips64el) stand still for seconds now and then
@@ -82,13 +88,62 @@ var kernelTargets = []kernelTarget{
 		qemu: []string{"qemu-system-s390x", "-M", "s390-ccw-virtio"}, console: "ttysclp0", mem: "1024"},
 	{name: "i386", machine: "i686", goarch: "386", flavour: "686", image: "vmlinuz",
 		qemu: []string{"qemu-system-i386"}, console: "ttyS0", mem: "1024"},
+	// riscv64, a release architecture since Debian 13 (trixie), on its
+	// kernel, Linux 6.12, with the OpenSBI firmware that qemu-system-misc
+	// ships (virt's default -bios): the whole suite.
+	{name: "riscv64", release: "trixie", machine: "riscv64", replaces: "riscv64", goarch: "riscv64", flavour: "riscv64", image: "vmlinux",
+		qemu: []string{"qemu-system-riscv64", "-M", "virt"}, console: "ttyS0", mem: "1024"},
+}
+
+// spanReleases are the kernels around bookworm's 6.1 that each
+// architecture above also boots, where Debian has one, to run spanTests:
+// bullseye's 5.10 for all seven, trixie's 6.12 for armhf and arm64. Trixie
+// builds none for mipsel, mips64el and i386; its ppc64el and s390x images
+// are listed in its index but were not served by the package registry
+// these tests reach (404, in trixie and trixie-security alike).
+var spanReleases = map[string][]string{
+	"bullseye": {"mipsel", "armhf", "arm64", "mips64el", "ppc64el", "s390x", "i386"},
+	"trixie":   {"armhf", "arm64"},
+}
+
+// spanTests are what the span's guests run: every semop group of the
+// protocol (join, release, count out, re-arm, leave, drop W; take, take
+// nowait, publish, untake, finish, finish now, close gate, give up), the
+// timeouts and the 32-bit timespecs (semtimedop_time64 and the old call,
+// through ipc() where the architecture has it), IPC_STAT and IPC_SET
+// (chmod, chown, info, the ownership check) and the objects' set-up.
+var spanTests = []string{
+	"TestCreateAtPath", "TestBroadcastListen", "TestWait", "TestTimeouts", "TestLongTimeout",
+	"TestBusyNowait", "TestNowaitWaitsForListeners", "TestStreamGoesOnAfterTimeout", "TestGateDoesNotLeak",
+	"TestSemtimedopTimes", "TestChmodChown", "TestInfo", "TestForgedBusFile",
+}
+
+func init() {
+	for _, rel := range []string{"bullseye", "trixie"} {
+		for _, name := range spanReleases[rel] {
+			for _, k := range kernelTargets {
+				if k.name == name && k.release == "" {
+					k.release, k.span, k.notHere, k.replaces = rel, true, nil, ""
+					kernelTargets = append(kernelTargets, k)
+				}
+			}
+		}
+	}
+}
+
+// id names k: its subtest, its cache folder, its files.
+func (k kernelTarget) id() string {
+	if k.release == "" {
+		return k.name
+	}
+	return k.name + "-" + k.release
 }
 
 // ownKernel names the kernel target that runs a in TestArches' stead.
 func ownKernel(a archTarget) (string, bool) {
 	for _, k := range kernelTargets {
 		if k.replaces != "" && k.replaces == a.name {
-			return k.name, true
+			return k.id(), true
 		}
 	}
 	return "", false
@@ -114,7 +169,7 @@ const (
 
 func TestKernels(t *testing.T) {
 	if testing.Short() {
-		t.Skip("boots Debian's kernels under qemu-system for 7 architectures; -short leaves it out")
+		t.Skip("boots Debian's kernels under qemu-system for 8 architectures, and the span of releases; -short leaves it out")
 	}
 	if d, ok := t.Deadline(); ok && time.Until(d) < kernelNeeds {
 		t.Fatalf("TestKernels needs up to %v and the test binary's -timeout leaves %v: "+
@@ -127,12 +182,12 @@ func TestKernels(t *testing.T) {
 	start := time.Now()
 	t.Run("each", func(t *testing.T) {
 		for _, k := range kernelTargets {
-			t.Run(k.name, func(t *testing.T) {
+			t.Run(k.id(), func(t *testing.T) {
 				t.Parallel()
 				if _, err := exec.LookPath(k.qemu[0]); err != nil {
-					t.Fatalf("%s: %v: install qemu-system-arm, qemu-system-mips, qemu-system-ppc, qemu-system-misc and qemu-system-x86 (Debian)", k.name, err)
+					t.Fatalf("%s: %v: install qemu-system-arm, qemu-system-mips, qemu-system-ppc, qemu-system-misc and qemu-system-x86 (Debian)", k.id(), err)
 				}
-				defer emulators.take(k.name)()
+				defer emulators.take(k.id())()
 				runKernel(t, k, cache, dir, suite)
 			})
 		}
@@ -175,34 +230,107 @@ func kernelCache() string {
 	return filepath.Join(os.TempDir(), "bus-kernels")
 }
 
-// aptArgs is apt's state for the foreign architectures, of its own in the
-// cache: the host's dpkg is not told about them (no dpkg
-// --add-architecture) and its package lists are not touched.
-func aptArgs(cache string) []string {
+// aptArgs is apt's state for the foreign architectures of a release, of
+// its own in the cache: the host's dpkg is not told about them (no dpkg
+// --add-architecture) and its package lists are not touched. Bookworm's
+// ("") comes from the host's sources; another release's from a sources
+// list of the test's own (aptSources), beside its state.
+func aptArgs(cache, release string) []string {
 	var arches []string
 	for _, k := range kernelTargets {
-		arches = append(arches, k.name)
+		if k.release == release && !slices.Contains(arches, k.name) {
+			arches = append(arches, k.name)
+		}
 	}
-	return []string{"-q",
+	state := filepath.Join(cache, "apt")
+	if release != "" {
+		state = filepath.Join(cache, "apt-"+release)
+	}
+	args := []string{"-q",
 		"-o", "APT::Architectures=" + strings.Join(arches, ","),
-		"-o", "Dir::State::Lists=" + filepath.Join(cache, "apt", "lists"),
-		"-o", "Dir::Cache=" + filepath.Join(cache, "apt"),
+		"-o", "Dir::State::Lists=" + filepath.Join(state, "lists"),
+		"-o", "Dir::Cache=" + state,
 		"-o", "Dir::State::status=/dev/null",
 		"-o", "APT::Sandbox::User=root", // the download folder is root's
 	}
+	if release != "" {
+		args = append(args, "-o", "Dir::Etc::sourcelist="+filepath.Join(state, "sources.list"),
+			"-o", "Dir::Etc::sourceparts="+filepath.Join(state, "parts"))
+	}
+	return args
+}
+
+// aptSources writes the sources list of a release other than the host's:
+// the host's Debian archive (as its own sources name it), that release,
+// main, signed by Debian's archive keyring (which names every release's
+// keys).
+func aptSources(cache, release string) error {
+	uri, err := debianArchive()
+	if err != nil {
+		return err
+	}
+	state := filepath.Join(cache, "apt-"+release)
+	if err := os.MkdirAll(filepath.Join(state, "parts"), 0o755); err != nil {
+		return err
+	}
+	line := "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] " + uri + " " + release + " main\n"
+	return os.WriteFile(filepath.Join(state, "sources.list"), []byte(line), 0o644)
+}
+
+// debianArchive is the URI of the Debian archive that the host's apt
+// sources use for bookworm's main component (not its security archive).
+func debianArchive() (string, error) {
+	files, _ := filepath.Glob("/etc/apt/sources.list.d/*")
+	files = append([]string{"/etc/apt/sources.list"}, files...)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if strings.HasSuffix(f, ".sources") { // deb822 stanzas
+			for _, stanza := range strings.Split(string(data), "\n\n") {
+				fields := map[string]string{}
+				for _, line := range strings.Split(stanza, "\n") {
+					if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") {
+						fields[strings.TrimSpace(k)] = strings.TrimSpace(v)
+					}
+				}
+				if slices.Contains(strings.Fields(fields["Suites"]), "bookworm") && fields["URIs"] != "" {
+					return strings.Fields(fields["URIs"])[0], nil
+				}
+			}
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") { // deb [options] URI SUITE COMPONENT...
+			f := strings.Fields(line)
+			if len(f) > 0 && f[0] == "deb" {
+				f = f[1:]
+				if len(f) > 0 && strings.HasPrefix(f[0], "[") {
+					for len(f) > 0 && !strings.HasSuffix(f[0], "]") {
+						f = f[1:]
+					}
+					f = f[min(1, len(f)):]
+				}
+				if len(f) >= 2 && f[1] == "bookworm" {
+					return f[0], nil
+				}
+			}
+		}
+	}
+	return "", fmt.Errorf("no Debian archive for bookworm in the host's apt sources (/etc/apt/sources.list, /etc/apt/sources.list.d): the kernels of other releases are fetched from the same archive")
 }
 
 var (
 	aptMu      sync.Mutex // one apt at a time
-	aptUpdated bool
-	aptLog     string // what apt-get update said
+	aptUpdated = map[string]bool{}
+	aptLog     = map[string]string{} // what apt-get update said, by release
 )
 
-// aptRun runs an apt tool with the cache's state, bounded.
-func aptRun(cache, dir string, tool string, args ...string) (string, error) {
+// aptRun runs an apt tool with a release's state, bounded.
+func aptRun(cache, release, dir string, tool string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, tool, append(aptArgs(cache), args...)...)
+	cmd := exec.CommandContext(ctx, tool, append(aptArgs(cache, release), args...)...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
@@ -215,69 +343,84 @@ func aptRun(cache, dir string, tool string, args ...string) (string, error) {
 // Debian's archive unless the cache has them, and the packages' versions.
 func fetchKernel(t *testing.T, k kernelTarget, cache string) (kernel, busybox, versions string) {
 	t.Helper()
-	dir := filepath.Join(cache, k.name)
+	dir := filepath.Join(cache, k.id())
 	kernel, busybox = filepath.Join(dir, k.image), filepath.Join(dir, "busybox")
+	// A cache without the kernel's configuration is from before it was
+	// kept: fetched again, once.
 	if v, err := os.ReadFile(filepath.Join(dir, "versions")); err == nil {
-		return kernel, busybox, strings.TrimSpace(string(v)) + " (cached in " + dir + ")"
+		if _, err := os.Stat(filepath.Join(dir, "config")); err == nil {
+			return kernel, busybox, strings.TrimSpace(string(v)) + " (cached in " + dir + ")"
+		}
 	}
 
 	aptMu.Lock()
 	defer aptMu.Unlock()
+	state := filepath.Join(cache, "apt")
+	if k.release != "" {
+		state = filepath.Join(cache, "apt-"+k.release)
+	}
 	for _, d := range []string{"lists/partial", "archives/partial"} {
-		if err := os.MkdirAll(filepath.Join(cache, "apt", d), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(state, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if !aptUpdated {
+	if !aptUpdated[k.release] {
+		if k.release != "" {
+			if err := aptSources(cache, k.release); err != nil {
+				t.Fatalf("%s: %v", k.id(), err)
+			}
+		}
 		// Its status is not looked at: it is 100 when an index is missing,
 		// as debian-security's are for some architectures; whether the
 		// packages are found is what counts.
-		aptLog, _ = aptRun(cache, cache, "apt-get", "update")
-		aptUpdated = true
+		aptLog[k.release], _ = aptRun(cache, k.release, cache, "apt-get", "update")
+		aptUpdated[k.release] = true
 	}
 	meta := "linux-image-" + k.flavour + ":" + k.name
-	show, err := aptRun(cache, cache, "apt-cache", "show", "--no-all-versions", meta)
+	show, err := aptRun(cache, k.release, cache, "apt-cache", "show", "--no-all-versions", meta)
 	if err != nil {
-		t.Fatalf("%s: apt-cache show %s: %v\n%s\napt-get update said:\n%s", k.name, meta, err, show, aptLog)
+		t.Fatalf("%s: apt-cache show %s: %v\n%s\napt-get update said:\n%s", k.id(), meta, err, show, aptLog[k.release])
 	}
 	// The meta-package depends on the versioned image (the first name of
 	// Depends).
 	m := regexp.MustCompile(`(?m)^Depends: (linux-image-[^ ,]+) \(= ([^)]+)\)`).FindStringSubmatch(show)
 	if m == nil {
-		t.Fatalf("%s: no linux-image dependency in apt-cache show %s:\n%s", k.name, meta, show)
+		t.Fatalf("%s: no linux-image dependency in apt-cache show %s:\n%s", k.id(), meta, show)
 	}
-	tmp, err := os.MkdirTemp(cache, "."+k.name+".tmp")
+	tmp, err := os.MkdirTemp(cache, "."+k.id()+".tmp")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(tmp)
-	if out, err := aptRun(cache, tmp, "apt-get", "download", m[1]+":"+k.name+"="+m[2], "busybox-static:"+k.name); err != nil {
-		t.Fatalf("%s: apt-get download: %v\n%s", k.name, err, out)
+	if out, err := aptRun(cache, k.release, tmp, "apt-get", "download", m[1]+":"+k.name+"="+m[2], "busybox-static:"+k.name); err != nil {
+		t.Fatalf("%s: apt-get download: %v\n%s", k.id(), err, out)
 	}
 	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
 	var got []string
 	for _, deb := range debs {
 		fields, err := exec.Command("dpkg-deb", "-f", deb, "Package", "Version").Output()
 		if err != nil {
-			t.Fatalf("%s: dpkg-deb -f %s: %v", k.name, deb, err)
+			t.Fatalf("%s: dpkg-deb -f %s: %v", k.id(), deb, err)
 		}
 		f := strings.Fields(string(fields)) // Package: NAME Version: VERSION
 		if len(f) != 4 {
-			t.Fatalf("%s: dpkg-deb -f %s: %q", k.name, deb, fields)
+			t.Fatalf("%s: dpkg-deb -f %s: %q", k.id(), deb, fields)
 		}
 		got = append(got, f[1]+" "+f[3])
 		if err := extractDeb(deb, tmp, map[string]string{
 			"./boot/" + k.image + "-": k.image,
+			"./boot/config-":          "config",
 			"./bin/busybox":           "busybox",
+			"./usr/bin/busybox":       "busybox", // trixie's, merged /usr
 		}); err != nil {
-			t.Fatalf("%s: %s: %v", k.name, deb, err)
+			t.Fatalf("%s: %s: %v", k.id(), deb, err)
 		}
 	}
 	sort.Strings(got)
 	versions = strings.Join(got, ", ")
-	for _, f := range []string{k.image, "busybox"} {
+	for _, f := range []string{k.image, "config", "busybox"} {
 		if _, err := os.Stat(filepath.Join(tmp, f)); err != nil {
-			t.Fatalf("%s: %s is in none of %v", k.name, f, got)
+			t.Fatalf("%s: %s is in none of %v", k.id(), f, got)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(tmp, "versions"), []byte(versions+"\n"), 0o644); err != nil {
@@ -286,6 +429,7 @@ func fetchKernel(t *testing.T, k kernelTarget, cache string) (kernel, busybox, v
 	for _, deb := range debs {
 		os.Remove(deb)
 	}
+	os.RemoveAll(dir) // an older cache's
 	if err := os.Rename(tmp, dir); err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +521,7 @@ echo "` + guestMark + ` cpus $(grep -c ^processor /proc/cpuinfo)"
 cd /bus
 # The results again once the suite has ended, on an idle console: a busy
 # one mangled a result line now and then (mips64el, 2 runs in 10).
-{ ./bus.test -test.short -test.v -test.count=1 -test.skip "$(cat skip)" -test.timeout "$(cat timeout)" 2>&1; echo $? >/tmp/status; } | tee /tmp/out
+{ ./bus.test -test.short -test.v -test.count=1 -test.run "$(cat run)" -test.skip "$(cat skip)" -test.timeout "$(cat timeout)" 2>&1; echo $? >/tmp/status; } | tee /tmp/out
 echo "` + guestMark + ` exit $(cat /tmp/status)"
 echo "` + guestMark + ` results"
 grep -E '^--- (PASS|FAIL|SKIP): ' /tmp/out
@@ -394,7 +538,7 @@ const (
 )
 
 // initramfs writes the guest's initramfs to path.
-func initramfs(path string, busybox, testBin []byte, skip string, timeout time.Duration) error {
+func initramfs(path string, busybox, testBin []byte, run, skip string, timeout time.Duration) error {
 	var c cpio
 	for _, d := range []string{"bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run", "etc", "root", "bus"} {
 		c.dir(d)
@@ -405,10 +549,11 @@ func initramfs(path string, busybox, testBin []byte, skip string, timeout time.D
 	c.file("etc/passwd", 0o644, []byte(guestPasswd))
 	c.file("etc/group", 0o644, []byte(guestGroup))
 	c.file("bus/bus.test", 0o755, testBin)
+	c.file("bus/run", 0o644, []byte(run))
 	c.file("bus/skip", 0o644, []byte(skip))
 	c.file("bus/timeout", 0o644, []byte(timeout.String()))
 	// What tests read of the repository (TestManPageCoversHelp, TestReadme).
-	for _, name := range []string{"bus.1", "bus.5", "README"} {
+	for _, name := range []string{"bus.1", "bus.5", "README", "proto.go"} {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			return err
@@ -468,15 +613,40 @@ func guestTally(text string) innerTally {
 // (anywhere in a line: a late kernel message may come before it).
 var guestLineRE = lazyRE(`(?m)` + guestMark + ` (uname -m|uname -r|cpus|exit) (.*)$`)
 
-// runKernel boots k with the suite and checks what it ran.
+// kernelConfig says what bus needs of a kernel's configuration, and fails
+// t where System V IPC is missing: CONFIG_SYSVIPC, and the 32-bit time
+// calls (CONFIG_COMPAT_32BIT_TIME) that a 32-bit bus falls back to where
+// semtimedop_time64 is missing.
+func kernelConfig(t *testing.T, path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var said []string
+	for _, opt := range []string{"CONFIG_SYSVIPC", "CONFIG_COMPAT_32BIT_TIME"} {
+		m := regexp.MustCompile(`(?m)^` + opt + `=(.*)$`).FindStringSubmatch(string(data))
+		v := "not set"
+		if m != nil {
+			v = m[1]
+		}
+		said = append(said, opt+" "+v)
+		if opt == "CONFIG_SYSVIPC" && v != "y" {
+			t.Fatalf("%s: %s is %s: no System V IPC", path, opt, v)
+		}
+	}
+	return strings.Join(said, ", ")
+}
+
+// runKernel boots k with the suite (spanTests for the span's guests) and
+// checks what it ran.
 func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) {
 	t0 := time.Now()
 	kernel, busyboxPath, versions := fetchKernel(t, k, cache)
 	fetched := time.Since(t0)
 
 	t1 := time.Now()
-	bin := filepath.Join(dir, "bus.test."+k.name)
-	a := archTarget{name: k.name, goarch: k.goarch, env: k.env}
+	bin := filepath.Join(dir, "bus.test."+k.id())
+	a := archTarget{name: k.id(), goarch: k.goarch, env: k.env}
 	if err := goTool(a, archBuildLimit, "test", "-c", "-o", bin, "."); err != "" {
 		t.Fatal(err)
 	}
@@ -500,10 +670,20 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 	if len(na) > 0 {
 		skip += "|^(" + strings.Join(na, "|") + ")$"
 	}
-	initrd := filepath.Join(dir, "initrd."+k.name)
+	initrd := filepath.Join(dir, "initrd."+k.id())
 	// The suite's own bound, inside the guest, leaves a minute for the
 	// boot and the power-off.
-	if err := initramfs(initrd, busybox, testBin, skip, kernelRunLimit-time.Minute); err != nil {
+	run := "."
+	if k.span {
+		for _, name := range spanTests {
+			if !slices.Contains(suite, name) {
+				t.Fatalf("%s: spanTests names %s, which is not a test of the suite", k.id(), name)
+			}
+		}
+		suite = spanTests
+		run = "^(" + strings.Join(spanTests, "|") + ")$"
+	}
+	if err := initramfs(initrd, busybox, testBin, run, skip, kernelRunLimit-time.Minute); err != nil {
 		t.Fatal(err)
 	}
 
@@ -515,7 +695,7 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 	ctx, cancel := context.WithTimeout(context.Background(), kernelRunLimit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	text, ran, runErr := runLogged(t, cmd, filepath.Join(dir, "console."+k.name+".txt"))
+	text, ran, runErr := runLogged(t, cmd, filepath.Join(dir, "console."+k.id()+".txt"))
 	text = strings.ReplaceAll(text, "\r\n", "\n") // the serial line's CRLF
 	var cpu time.Duration                         // the guest's real cost: wall time varies with the host's load
 	if cmd.ProcessState != nil {
@@ -528,39 +708,40 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 	}
 	r := guestTally(text)
 	passed, failed, skipped, slowest := r.passed, r.failed, r.skipped, r.slowest
-	t.Logf("%s: %s", k.name, versions)
+	t.Logf("%s: %s", k.id(), versions)
+	t.Logf("%s: the kernel's configuration: %s", k.id(), kernelConfig(t, filepath.Join(filepath.Dir(kernel), "config")))
 	t.Logf("%s (%s): uname -m %s, uname -r %s, %s CPUs; fetch %v, build %v, boot and run %v (qemu's CPU time %v): %d passed, %d failed, %d skipped of the %d tests of the qemu-user runs; slowest: %s",
-		k.name, strings.Join(k.qemu, " "), said["uname -m"], said["uname -r"], said["cpus"],
+		k.id(), strings.Join(k.qemu, " "), said["uname -m"], said["uname -r"], said["cpus"],
 		fetched.Round(100*time.Millisecond), built.Round(100*time.Millisecond), ran.Round(100*time.Millisecond), cpu.Round(100*time.Millisecond),
 		len(passed), len(failed), len(skipped), len(suite), strings.Join(slowest, ", "))
 
 	for _, name := range na {
-		t.Logf("%s: not run in a guest: %s: %s", k.name, name, notRun[name])
+		t.Logf("%s: not run in a guest: %s: %s", k.id(), name, notRun[name])
 	}
 	if len(r.negative) > 0 {
 		// Seen in malta guests after the emulated CPU stood still for
 		// seconds (see kernelTargets); a test's result is its PASS or
 		// FAIL and the suite's status.
-		t.Logf("%s: the guest's clock went back during %s (negative durations)", k.name, strings.Join(slices.Compact(slices.Sorted(slices.Values(r.negative))), ", "))
+		t.Logf("%s: the guest's clock went back during %s (negative durations)", k.id(), strings.Join(slices.Compact(slices.Sorted(slices.Values(r.negative))), ", "))
 	}
 
 	status, haveStatus := said["exit"]
 	switch {
 	case strings.Contains(text, "Kernel panic"):
 		i := strings.Index(text, "Kernel panic")
-		t.Fatalf("%s: the kernel panicked:\n%s", k.name, text[max(0, i-2000):min(len(text), i+2000)])
+		t.Fatalf("%s: the kernel panicked:\n%s", k.id(), text[max(0, i-2000):min(len(text), i+2000)])
 	case ctx.Err() != nil:
-		t.Fatalf("%s: no result after %v: killed; its console:\n%s", k.name, kernelRunLimit, innerExcerpt(text))
+		t.Fatalf("%s: no result after %v: killed; its console:\n%s", k.id(), kernelRunLimit, innerExcerpt(text))
 	case runErr != nil:
-		t.Fatalf("%s: %s: %v; its console:\n%s", k.name, argv[0], runErr, innerExcerpt(text))
+		t.Fatalf("%s: %s: %v; its console:\n%s", k.id(), argv[0], runErr, innerExcerpt(text))
 	case !haveStatus:
-		t.Fatalf("%s: the guest powered off without the suite's exit status; its console:\n%s", k.name, innerExcerpt(text))
+		t.Fatalf("%s: the guest powered off without the suite's exit status; its console:\n%s", k.id(), innerExcerpt(text))
 	case said["uname -m"] != k.machine:
-		t.Fatalf("%s: the guest is %q (uname -m), want %q", k.name, said["uname -m"], k.machine)
+		t.Fatalf("%s: the guest is %q (uname -m), want %q", k.id(), said["uname -m"], k.machine)
 	case status != "0" || len(failed) > 0:
-		t.Fatalf("%s: the suite exited %s; what failed:\n%s", k.name, status, innerExcerpt(text))
+		t.Fatalf("%s: the suite exited %s; what failed:\n%s", k.id(), status, innerExcerpt(text))
 	case len(skipped) > 0:
-		t.Fatalf("%s: tests skipped in the guest (every one must run): %v", k.name, skipped)
+		t.Fatalf("%s: tests skipped in the guest (every one must run): %v", k.id(), skipped)
 	}
 	var missing []string
 	for _, name := range suite {
@@ -573,10 +754,10 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 		for _, name := range missing {
 			why = append(why, runExcerpt(text, name))
 		}
-		t.Fatalf("%s: tests of the qemu-user runs that did not pass in the guest: %v; what they printed:\n%s", k.name, missing, strings.Join(why, "\n"))
+		t.Fatalf("%s: tests of the qemu-user runs that did not pass in the guest: %v; what they printed:\n%s", k.id(), missing, strings.Join(why, "\n"))
 	}
 	if 10*len(passed) < 9*len(suite) {
-		t.Fatalf("%s: %d of the %d tests of the qemu-user runs ran: fewer than 90%%", k.name, len(passed), len(suite))
+		t.Fatalf("%s: %d of the %d tests of the qemu-user runs ran: fewer than 90%%", k.id(), len(passed), len(suite))
 	}
 }
 

@@ -327,8 +327,14 @@ func runExample(t *testing.T, ex readmeExample, fx *recipeFixture) (err error) {
 		}
 		script = fx.before + ex.script + "readme_status=$?\n" + fx.after + "wait\nexit $readme_status\n"
 	}
+	// The stand-ins as functions too: busybox's sh runs its own applets
+	// (ip) before it looks at PATH.
+	prelude := ""
+	for _, name := range []string{"ip", "mydaemon"} {
+		prelude += name + "() { " + filepath.Join(root, "bin", name) + " \"$@\"; }\n"
+	}
 	file := filepath.Join(root, "example.sh")
-	if err := os.WriteFile(file, []byte(mapped(script)), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(prelude+mapped(script)), 0o644); err != nil {
 		return err
 	}
 

@@ -104,8 +104,13 @@ func TestForgedBusFile(t *testing.T) {
 	// root's file left writable by others, are made here by root.
 	forged := filepath.Join(shared, "forged")
 	shAs(t, otherUser, `printf '%s' "$1" > "$2"`, string(keys), forged)
-	link := filepath.Join(shared, "link")
+	// The link in a folder that is not sticky: in a sticky one, a kernel
+	// with fs.protected_symlinks (Debian's) refuses to follow it first
+	// (checked below).
+	link := filepath.Join(folder(t, "open", 0o777), "link")
 	shAs(t, otherUser, `ln -s "$1" "$2"`, real, link)
+	stickyLink := filepath.Join(shared, "link")
+	shAs(t, otherUser, `ln -s "$1" "$2"`, real, stickyLink)
 	hard := filepath.Join(shared, "hard")
 	if err := os.Link(real, hard); err != nil {
 		t.Fatal(err)
@@ -133,6 +138,18 @@ func TestForgedBusFile(t *testing.T) {
 			}
 		})
 	}
+	// In the sticky folder: refused by the kernel, where it protects
+	// symbolic links, or by bus.
+	for _, args := range everySubcommand(stickyLink) {
+		r := bus(t, "", args...)
+		if r.code != 1 || !strings.Contains(r.stderr, stickyLink+": not trusted: it is a symbolic link made by nobody (uid 65534)") {
+			t.Fatalf("bus %s through another user's link in a sticky folder: status %d, %q", strings.Join(args, " "), r.code, r.stderr)
+		}
+		if now := busSnapshot(t, real); now != before {
+			t.Fatalf("bus %s changed it:\nbefore %s\nafter  %s", strings.Join(args, " "), before, now)
+		}
+	}
+
 	// The second name makes the bus's own name refused too (which of the
 	// two is the owner's, bus cannot tell); removing it gives the bus back.
 	bus(t, "", "broadcast", real, "x").expect(t, 1, "not trusted: the bus file has 2 names")
@@ -176,7 +193,9 @@ func TestTrustedBuses(t *testing.T) {
 		path := filepath.Join(shared, "theirs")
 		runAs(t, otherUser, "create", path).expect(t, 0, "")
 		t.Cleanup(func() { removeQuietly(path) })
-		link := filepath.Join(shared, "theirs-link")
+		// Not in the sticky folder, where fs.protected_symlinks would
+		// have the kernel refuse root to follow it.
+		link := filepath.Join(folder(t, "open", 0o777), "theirs-link")
 		shAs(t, otherUser, `ln -s "$1" "$2"`, path, link)
 		l := startListener(t, nil, "listen", link)
 		runAs(t, otherUser, "broadcast", path, "2 from nobody").expect(t, 0, "")
