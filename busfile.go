@@ -586,11 +586,7 @@ func (f *busFile) trust(path string, o objects) error {
 	var owners [2]uint32
 	var whose [2]string
 	n := 0
-	for _, x := range []struct {
-		sem bool
-		key int32
-		id  int
-	}{{true, o.semKey, o.semid}, {false, o.shmKey, o.shmid}} {
+	for _, x := range o.each() {
 		if x.id < 0 {
 			continue
 		}
@@ -675,6 +671,17 @@ func (o *objects) find(path string) (err error) {
 		o.shmid, err = findObject(path, false, o.shmKey)
 	}
 	return err
+}
+
+// objectRef is one of a bus's objects: which, its key and id (-1: gone).
+type objectRef struct {
+	sem bool
+	key int32
+	id  int
+}
+
+func (o *objects) each() [2]objectRef {
+	return [2]objectRef{{true, o.semKey, o.semid}, {false, o.shmKey, o.shmid}}
 }
 
 func (o *objects) stale() bool { return o.semid < 0 || o.shmid < 0 }
@@ -911,11 +918,7 @@ func ownerError(path, doing, what string, key int32, e syscall.Errno) error {
 // (which asks only to be the owner) is not: /proc/sysvipc, which anyone
 // may read, then gives the owner, group and mode it sets.
 func setObjects(path, doing string, o objects, change func(*ipcBuf)) error {
-	for _, x := range []struct {
-		sem bool
-		key int32
-		id  int
-	}{{true, o.semKey, o.semid}, {false, o.shmKey, o.shmid}} {
+	for _, x := range o.each() {
 		if x.id < 0 {
 			continue
 		}
