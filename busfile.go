@@ -202,7 +202,7 @@ func ownerNote(path string, folder bool) string {
 }
 
 // randomRead fills b from the kernel's random pool. Not crypto/rand: it
-// brings a FIPS DRBG, AES and SHA into the binary (about 390 KB of a 2 MB
+// brings a FIPS DRBG, AES and SHA into the binary (about 390 KB of a 2 MiB
 // budget) for the same bytes.
 func randomRead(b []byte) error {
 	fd, err := syscall.Open("/dev/urandom", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)

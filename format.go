@@ -17,7 +17,7 @@ import (
 
 // sprintf is fmt.Sprintf for the verbs bus uses: %s %v %d %q %c %x %w and a
 // zero-padded width (%08x). fmt, and the reflect it brings, would be a
-// tenth of the binary, which must fit a router's flash in 2 MB.
+// tenth of the binary, which must fit a router's flash in 2 MiB.
 func sprintf(format string, args ...any) string {
 	var b []byte
 	for i := 0; i < len(format); i++ {
