@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -191,9 +192,18 @@ func waitListeners(b *testing.B, path string, n int) {
 
 // timeRun runs cmd to its end and returns how long it took.
 func timeRun(b *testing.B, cmd *exec.Cmd) time.Duration {
+	d, _ := timeSwitches(b, cmd)
+	return d
+}
+
+// timeSwitches runs cmd to its end and returns how long it took and how
+// many context switches the whole machine made meanwhile (/proc/stat's
+// ctxt): a writer's run is every listener's too.
+func timeSwitches(b *testing.B, cmd *exec.Cmd) (time.Duration, int64) {
 	b.Helper()
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
+	ctxt := switches()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -201,7 +211,19 @@ func timeRun(b *testing.B, cmd *exec.Cmd) time.Duration {
 	if code, err := waitBounded(cmd, scaled(5*time.Minute)); err != nil || code != 0 {
 		b.Fatalf("%v: status %d, %v: %s", cmd.Args, code, err, errb.String())
 	}
-	return time.Since(start)
+	return time.Since(start), switches() - ctxt
+}
+
+// switches is the machine's context switches since boot.
+func switches() int64 {
+	data, _ := os.ReadFile("/proc/stat")
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "ctxt "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func median(xs []float64) float64 {
@@ -231,23 +253,17 @@ func BenchmarkYardstick(b *testing.B) {
 	for _, tc := range []struct{ listeners, n int }{{1, 20000}, {4, 20000}, {16, 20000}, {64, 3000}, {128, 3000}} {
 		listeners, n := tc.listeners, tc.n
 		b.Run(fmt.Sprintf("listeners=%d", listeners), func(b *testing.B) {
-			input := filepath.Join(dir, fmt.Sprintf("input%d", n))
-			var in bytes.Buffer
-			for i := range n {
-				fmt.Fprintf(&in, "0 msg %d\n", i)
-			}
-			if err := os.WriteFile(input, in.Bytes(), 0o600); err != nil {
-				b.Fatal(err)
-			}
+			input := writeInput(b, dir, n)
 			path := benchBus(b)
 			var goUs, cUs, nullUs, floorUs, ratios, nullRatios, floorRatios, cpuRatios, floorCPURatios []float64
 			for range b.N {
-				c, cCPU := refRound(b, ref, ref, path, listeners, n)
+				cr := refRound(b, ref, ref, path, listeners, n)
 				// Go: the real binary, listeners printing to files, then
 				// to /dev/null.
-				g, _ := goRound(b, bin, path, input, dir, listeners, n, false)
-				null, nullCPU := goRound(b, bin, path, input, dir, listeners, n, true)
-				f, fCPU := refRound(b, ref, floor, path, listeners, n)
+				g := goRound(b, bin, path, input, dir, listeners, n, false).wall
+				nr := goRound(b, bin, path, input, dir, listeners, n, true)
+				fr := refRound(b, ref, floor, path, listeners, n)
+				c, cCPU, null, nullCPU, f, fCPU := cr.wall, cr.cpu, nr.wall, nr.cpu, fr.wall, fr.cpu
 				goUs = append(goUs, float64(g.Microseconds())/float64(n))
 				nullUs = append(nullUs, float64(null.Microseconds())/float64(n))
 				cUs = append(cUs, float64(c.Microseconds())/float64(n))
@@ -275,11 +291,81 @@ func BenchmarkYardstick(b *testing.B) {
 	}
 }
 
+// round is one writer's run to its listeners: how long it took, the
+// listeners' time on a CPU from registered to exit, all of them, and the
+// machine's context switches during the writer's run.
+type round struct {
+	wall, cpu time.Duration
+	switches  int64
+}
+
+// BenchmarkScale: BenchmarkYardstick's writer and listeners at 256, 512
+// and 1024 listeners, where 2 cores are shared by hundreds of processes:
+// C to C, bus to bus (printing to files), and C to the least Go listener
+// (testdata/floor/listener.go), as it is and with GODEBUG=asyncpreemptoff=1
+// (no preemption signal ends its waits). Reports the medians of us per
+// message, of the ratios to C, and of the machine's context switches per
+// delivery (message and listener) during the writer's run. 512 and 1024
+// run on request (-bench Scale): starting 4,096 processes takes minutes.
+func BenchmarkScale(b *testing.B) {
+	ref, bin, floor := buildYardstick(b), buildBus(b), buildFloor(b, "listener")
+	dir := b.TempDir()
+	asked := strings.Contains(flag.Lookup("test.bench").Value.String(), "Scale")
+	for _, tc := range []struct{ listeners, n int }{{256, 200}, {512, 100}, {1024, 50}} {
+		listeners, n := tc.listeners, tc.n
+		b.Run(fmt.Sprintf("listeners=%d", listeners), func(b *testing.B) {
+			if listeners > 256 && !asked {
+				b.Skip("run on request: go test -run '^$' -bench Scale")
+			}
+			input := writeInput(b, dir, n)
+			path := benchBus(b)
+			ways := []string{"c", "go", "floor", "floor-nopreempt"}
+			us := make(map[string][]float64)
+			per := make(map[string][]float64)
+			ratio := make(map[string][]float64)
+			for range b.N {
+				rs := map[string]round{
+					"c":               refRound(b, ref, ref, path, listeners, n),
+					"go":              goRound(b, bin, path, input, dir, listeners, n, false),
+					"floor":           refRound(b, ref, floor, path, listeners, n),
+					"floor-nopreempt": refRound(b, ref, floor, path, listeners, n, "GODEBUG=asyncpreemptoff=1"),
+				}
+				for _, w := range ways {
+					us[w] = append(us[w], float64(rs[w].wall.Microseconds())/float64(n))
+					per[w] = append(per[w], float64(rs[w].switches)/float64(n*listeners))
+					ratio[w] = append(ratio[w], float64(rs[w].wall)/float64(rs["c"].wall))
+				}
+			}
+			for _, w := range ways {
+				b.ReportMetric(median(us[w]), w+"-us/msg")
+				b.ReportMetric(median(per[w]), w+"-ctx/delivery")
+				if w != "c" {
+					b.ReportMetric(median(ratio[w]), w+"/c")
+				}
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// writeInput writes n lines "0 msg I" into dir for a `bus broadcast PATH -`.
+func writeInput(b *testing.B, dir string, n int) string {
+	input := filepath.Join(dir, fmt.Sprintf("input%d", n))
+	var in bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&in, "0 msg %d\n", i)
+	}
+	if err := os.WriteFile(input, in.Bytes(), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return input
+}
+
 // refRound times `yardstick write` of n messages to listeners processes
 // of `listener listen PATH` (the yardstick's) or `listener PATH` (the
-// floor's), which stop at the message "0 stop" and print their count; and
-// returns the listeners' time on a CPU from registered to exit, all of them.
-func refRound(b *testing.B, ref, listener, path string, listeners, n int) (wall, cpu time.Duration) {
+// floor's, with env added to its environment), which stop at the message
+// "0 stop" and print their count.
+func refRound(b *testing.B, ref, listener, path string, listeners, n int, env ...string) (r round) {
 	var ls []*exec.Cmd
 	var outs []*bytes.Buffer
 	for range listeners {
@@ -288,6 +374,9 @@ func refRound(b *testing.B, ref, listener, path string, listeners, n int) (wall,
 			args = []string{"listen", path}
 		}
 		l := exec.Command(listener, args...)
+		if env != nil {
+			l.Env = append(os.Environ(), env...)
+		}
 		out := &bytes.Buffer{}
 		l.Stdout = out
 		if err := l.Start(); err != nil {
@@ -297,21 +386,21 @@ func refRound(b *testing.B, ref, listener, path string, listeners, n int) (wall,
 	}
 	waitListeners(b, path, listeners)
 	ready := cpuSoFar(ls)
-	wall = timeRun(b, exec.Command(ref, "write", path, strconv.Itoa(n)))
+	r.wall, r.switches = timeSwitches(b, exec.Command(ref, "write", path, strconv.Itoa(n)))
 	for i, l := range ls {
 		if code, err := waitBounded(l, patience); err != nil || code != 0 || strings.TrimSpace(outs[i].String()) != strconv.Itoa(n) {
 			b.Fatalf("%s: %d %v, got %q messages", filepath.Base(listener), code, err, outs[i].String())
 		}
-		cpu += l.ProcessState.UserTime() + l.ProcessState.SystemTime()
+		r.cpu += l.ProcessState.UserTime() + l.ProcessState.SystemTime()
 	}
-	return wall, cpu - ready
+	r.cpu -= ready
+	return r
 }
 
 // goRound times `bus broadcast` of the n lines of input to listeners
-// `bus listen` processes writing to files in dir (or to /dev/null), checks
-// that each file got every message, and returns the listeners' time on a
-// CPU from registered to exit, all of them.
-func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNull bool) (wall, cpu time.Duration) {
+// `bus listen` processes writing to files in dir (or to /dev/null), and
+// checks that each file got every message.
+func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNull bool) (r round) {
 	var gl []*exec.Cmd
 	var files []string
 	for i := range listeners {
@@ -335,7 +424,7 @@ func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNu
 	ready := cpuSoFar(gl)
 	w := exec.Command(bin, "broadcast", path, "-")
 	w.Stdin, _ = os.Open(input)
-	wall = timeRun(b, w)
+	r.wall, r.switches = timeSwitches(b, w)
 	for i, l := range gl {
 		// The writer returned: every listener copied every message, but one
 		// may still be writing the last to its file (it prints after
@@ -351,12 +440,13 @@ func goRound(b *testing.B, bin, path, input, dir string, listeners, n int, devNu
 		}
 		l.Process.Kill()
 		l.Wait()
-		cpu += l.ProcessState.UserTime() + l.ProcessState.SystemTime()
+		r.cpu += l.ProcessState.UserTime() + l.ProcessState.SystemTime()
 		if !devNull && got != n {
 			b.Fatalf("bus listener got %d messages of %d", got, n)
 		}
 	}
-	return wall, cpu - ready
+	r.cpu -= ready
+	return r
 }
 
 // cpuSoFar sums the time on a CPU of every thread of the processes ls

@@ -19,7 +19,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,8 +45,6 @@ type kernelTarget struct {
 	console string   // the kernel's console
 	mem     string   // -m
 	machine string   // what uname -m says in the guest
-	// notHere are tests that do not run on this kernel alone, and why.
-	notHere map[string]string
 	// replaces names the target of archTargets that TestArches no longer
 	// runs under qemu-user, as this kernel runs it ("": none).
 	replaces string
@@ -70,11 +67,7 @@ type kernelTarget struct {
 // median of 1,000 each).
 var kernelTargets = []kernelTarget{
 	// The order is the logs'; emulators starts the longest expected run first (emulatedCost).
-	{name: "mipsel", notHere: map[string]string{
-		"TestReferenceDeadlock": "R1 is a race of the C protocol's timing, not of the architecture's calls: in its guest it came at message 2 to 12,441 " +
-			"in five runs and not within 20,000 in one (TestArches runs it for mips, the same o32 calls big-endian, and TestMixedReferenceR2 runs the reference here)",
-	},
-		machine: "mips", replaces: "mipsle", goarch: "mipsle", flavour: "4kc-malta", image: "vmlinuz",
+	{name: "mipsel", machine: "mips", replaces: "mipsle", goarch: "mipsle", flavour: "4kc-malta", image: "vmlinuz",
 		qemu: []string{"qemu-system-mipsel", "-M", "malta"}, console: "ttyS0", mem: "256"},
 	{name: "armhf", machine: "armv7l", replaces: "arm", goarch: "arm", env: []string{"GOARM=7"}, flavour: "armmp", image: "vmlinuz",
 		qemu: []string{"qemu-system-arm", "-M", "virt"}, console: "ttyAMA0", mem: "1024"},
@@ -130,7 +123,7 @@ func init() {
 		for _, name := range spanReleases[rel] {
 			for _, k := range kernelTargets {
 				if k.name == name && k.release == "" {
-					k.release, k.span, k.notHere, k.replaces = rel, true, nil, ""
+					k.release, k.span, k.replaces = rel, true, ""
 					kernelTargets = append(kernelTargets, k)
 				}
 			}
@@ -675,10 +668,8 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	notRun := maps.Clone(notInGuests)
-	maps.Copy(notRun, k.notHere)
 	var na []string
-	for name := range notRun {
+	for name := range notInGuests {
 		na = append(na, name)
 	}
 	sort.Strings(na)
@@ -732,7 +723,7 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 		len(passed), len(failed), len(skipped), len(suite), strings.Join(slowest, ", "))
 
 	for _, name := range na {
-		t.Logf("%s: not run in a guest: %s: %s", k.id(), name, notRun[name])
+		t.Logf("%s: not run in a guest: %s: %s", k.id(), name, notInGuests[name])
 	}
 	if len(r.negative) > 0 {
 		// Seen in malta guests after the emulated CPU stood still for
@@ -761,7 +752,7 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 	}
 	var missing []string
 	for _, name := range suite {
-		if _, na := notRun[name]; !na && !slices.Contains(passed, name) {
+		if _, na := notInGuests[name]; !na && !slices.Contains(passed, name) {
 			missing = append(missing, name)
 		}
 	}
