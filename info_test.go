@@ -78,7 +78,7 @@ func TestInfoBroken(t *testing.T) {
 	}
 	defer func() { w.Process.Kill(); w.Wait() }()
 	waitFor(t, "the writer waiting for X", func() bool { n, _ := semctl(semID(t, path), semX, semGetn, 0); return n == 1 })
-	// Its raw waits re-queue now and then (proto.go's rawSlice): a first
+	// Its raw waits re-queue every few ms (proto.go's rawSlice): a first
 	// reading that falls between two counts it as a writer that could hold
 	// X, and info says healthy. Rare natively, less so under emulation;
 	// info must say it before long, never anything else.

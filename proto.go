@@ -210,31 +210,33 @@ func (b *Bus) Close() {
 	}
 }
 
-// A raw wait holds the thread's P, so to the runtime its goroutine runs
-// on: sysmon polls every 10 ms while a P is busy, and after 10 ms without
-// a reschedule it sends the preemption signal (SIGURG), which ends the
-// wait (EINTR). A raw wait therefore yields (runtime.Gosched: with one P
-// and one goroutine, see listen, no system call) at most yieldEvery after
-// the last, and a timed raw wait blocks SIGURG on its thread while it
-// lasts: the signal waits for its end, and its timer, at most rawSlice,
-// bounds how long a stop-the-world can wait for it. When the slice runs
-// out with no broadcast in progress (X free), the process is idle; with
-// one in progress, the bus is slow (hundreds of listeners sharing a few
-// CPUs). Either way the wait goes on through the scheduler, where sysmon,
-// seeing no P busy, sleeps (TestIdleListenerSleeps), and on a slow bus the
-// waits after start there (slow) until one ends within rawSlice/2: a
-// scheduler's wait costs about 4 context switches more, but every raw
-// waiter's sysmon polling 100 times a second fed itself at 1024 listeners
-// on 2 cores (doc/performance, "Scale").
-// The timer is set and cancelled on every wait, 6 to 8% of a streaming
-// listener's CPU time (a VM's timers are the hypervisor's), so a wait
-// after two that ended within quickWait sets none and holds nothing: in a
-// stream, waits are short, and should one last, sysmon's signal ends it
-// and the waits after are timed again. Without timers altogether, a
-// loaded CI run took twice as long (doc/performance, "What was tried").
+// A raw wait holds the thread's P, so to the runtime its goroutine runs on,
+// and after 10 ms without a reschedule sysmon sends the preemption signal
+// (SIGURG). That signal used to end the raw wait: a Gosched woke another
+// thread to take the goroutine (two Ps), and the wait went on through the
+// scheduler, whose end woke sysmon from deep sleep into 20 us polling. At
+// 64 and 128 listeners a round can outlast 10 ms: per message and
+// listener (2 loaded cores), 0.18 signals, 0.43 futex calls, 1.2 sysmon
+// wake-ups and 3.7 context switches at 64 (C: 2.0); at 128 it fed itself,
+// 0.8, 2.9, 12 and 16. Now a raw wait yields before sysmon would signal: it
+// lasts at most rawSlice after the last Gosched, which runs at least every
+// yieldEvery (with one P and one goroutine, see listen, a Gosched makes no
+// system call): 0.00, 0.00, 0.2 and 2.3 at 64; 0.00, 0.01, 0.6 and 2.8 at
+// 128, where what is left over C is sysmon's 10 ms poll while a P is busy.
+// After rawIdle with no broadcast in progress (X free), or rawPhase in any
+// case, the process is idle: the wait goes on through the scheduler, so
+// that sysmon, seeing no P busy, sleeps (TestIdleListenerSleeps).
+// The slice's timer is set and cancelled on every wait, 6 to 8% of a
+// streaming listener's CPU time (a VM's timers are the hypervisor's), so a
+// wait after two that ended within quickWait sets none, and lets sysmon's
+// signal end it should it last: in a stream, waits are short. Without
+// timers altogether, a loaded CI run took twice as long (doc/performance,
+// "What was tried"), as every long wait then ended in signals.
 const (
 	yieldEvery = 4 * time.Millisecond
-	rawSlice   = 50 * time.Millisecond
+	rawSlice   = 8 * time.Millisecond
+	rawIdle    = 50 * time.Millisecond
+	rawPhase   = time.Second
 	quickWait  = 2 * time.Millisecond
 )
 
@@ -244,17 +246,19 @@ const (
 var (
 	epoch   time.Time
 	yielded time.Duration // since epoch: when a raw wait last yielded
+	// sparse: the last wait that went on through the scheduler lasted
+	// rawIdle or more. Messages come seldom, so the next wait goes idle
+	// after one slice: 55 wake-ups of the listener's threads an isolated
+	// message, not 80. A wait that went idle too soon (it ended within
+	// rawIdle) clears it: a steady stream stays raw.
+	sparse bool
 	// quick: how many raw waits in a row (up to 2) ended within quickWait.
 	// After two, as in a steady stream, a wait with no deadline sets no
-	// timer: sysmon's preemption signal (EINTR) ends it instead, should it
-	// outlast 10 ms, and the waits after that signal are timed again. Two,
-	// not one: after an isolated message, whose re-arm is quick, the next
-	// wait still goes idle after one slice.
+	// timer: its slice is ended by sysmon's preemption signal (EINTR)
+	// instead, should it outlast 10 ms, and the waits after that signal are
+	// timed again. Two, not one: after an isolated message, whose re-arm
+	// is quick, the next wait still goes idle after one slice.
 	quick uint8
-	// slow: a slice ran out while a broadcast was in progress, and no wait
-	// through the scheduler has ended within rawSlice/2 since: the next
-	// waits start there.
-	slow bool
 	// signals: whether sysmon's preemption signal can end a raw wait (not
 	// under GODEBUG=asyncpreemptoff=1); 0 until looked up.
 	signals int8
@@ -285,11 +289,8 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 	if b.mem == nil { // closed: an error, not a panic on the segment
 		return failf(b.Path, errClosed, "the bus was closed in this process")
 	}
-	raw, idled := b.raw && !slow, b.raw && slow
+	raw, idled := b.raw, false
 	start := time.Duration(-1) // of the raw wait
-	if idled {
-		start = monotonic()
-	}
 	var t timespec
 	for {
 		left := time.Duration(-1) // no timeout
@@ -308,31 +309,21 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 				runtime.Gosched()
 				yielded = now
 			}
-			if untimed := quick >= 2 && deadline.IsZero() && preemptSignals(); !untimed {
-				if slice := max(start+rawSlice-now, 0); left < 0 || slice < left {
-					left, sliced = slice, true
-				}
+			if slice := yielded + rawSlice - now; left < 0 || slice < left {
+				left, sliced = slice, true
 			}
 		}
 		var ts *timespec
-		if left >= 0 {
+		if left >= 0 && !(sliced && quick >= 2 && deadline.IsZero() && preemptSignals()) {
 			// At most 2^31-1 s (68 years): 32-bit kernels read a signed
 			// 32-bit tv_sec, and more is EINVAL (taken for a removed bus).
 			t = timespec{int64(min(left/time.Second, 1<<31-1)), int64(left % time.Second)}
 			ts = &t
 		}
 		var e syscall.Errno
-		switch {
-		case raw && ts != nil:
-			// SIGURG blocked: sysmon's preemption signal waits for the
-			// wait's end, which its timer bounds.
-			var old sigset
-			rtSigprocmask(sigBlock, &urgSet, &old)
+		if raw {
 			e = semtimedopRaw(b.semid, ops, ts)
-			rtSigprocmask(sigSetmask, &old, nil)
-		case raw:
-			e = semtimedopRaw(b.semid, ops, ts)
-		default:
+		} else {
 			e = semtimedop(b.semid, ops, ts)
 		}
 		switch e {
@@ -345,7 +336,7 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 					quick = 0
 				}
 				if idled {
-					slow = slow && waited >= rawSlice/2
+					sparse = waited >= rawIdle
 				}
 			}
 			return nil
@@ -364,10 +355,14 @@ func (b *Bus) semop(ops []sembuf, deadline time.Time) error {
 					return errBusy
 				}
 			}
-			if sliced { // the slice ran out, not the deadline
-				x, _ := semctl(b.semid, semX, semGetval, 0)
-				slow = x == 0
-				raw, idled = false, true
+			if sliced { // the slice ran out, not the deadline: yield next
+				if waited := monotonic() - start; sparse || waited >= rawIdle {
+					// Raw on while a broadcast is in progress (X taken): the
+					// wait is for processes that run, only slowly.
+					x, _ := semctl(b.semid, semX, semGetval, 0)
+					raw = x == 0 && waited < rawPhase
+					idled = !raw
+				}
 				continue
 			}
 			return errTimeout

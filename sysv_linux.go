@@ -1,8 +1,8 @@
 package main
 
-// Raw System V IPC calls (and rt_sigprocmask, for proto.go's raw waits),
-// named after the syscalls and returning a bare syscall.Errno; proto.go and
-// busfile.go add what was being done and to which bus.
+// Raw System V IPC calls, named after the syscalls and returning a bare
+// syscall.Errno; proto.go and busfile.go add what was being done and to
+// which bus.
 //
 // Go's syscall package names the direct call numbers on only some
 // architectures, so the numbers live here, in one table per GOARCH.
@@ -337,36 +337,4 @@ func (b *ipcBuf) mode() uint32 { v := *b.word(20); return (v | v>>16) & 0o777 }
 func (b *ipcBuf) setMode(m uint32) {
 	m &= 0o777
 	*b.word(20) = m | m<<16
-}
-
-// sigset is the kernel's sigset_t: _NSIG bits in unsigned longs, 64 bits
-// (128 on mips, whose size rt_sigprocmask checks).
-type sigset [4]uintptr
-
-var urgSet = sigset{1 << (syscall.SIGURG - 1)}
-
-// How rt_sigprocmask changes the mask: SIG_BLOCK and SIG_SETMASK are 0 and
-// 2, or 1 and 3 on mips.
-const (
-	sigBlock   = 0
-	sigSetmask = 2
-)
-
-func isMIPS() bool {
-	switch runtime.GOARCH {
-	case "mips", "mipsle", "mips64", "mips64le":
-		return true
-	}
-	return false
-}
-
-// rtSigprocmask changes the calling thread's signal mask.
-func rtSigprocmask(how int, set, old *sigset) syscall.Errno {
-	size := uintptr(8)
-	if isMIPS() {
-		how, size = how+1, 16
-	}
-	_, _, e := syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, uintptr(how), uintptr(unsafe.Pointer(set)),
-		uintptr(unsafe.Pointer(old)), size, 0, 0)
-	return e
 }

@@ -4,66 +4,15 @@ package main
 // timeout, through the scheduler and raw, by the 32-bit architectures'
 // semtimedop_time64 and by their old call with its 32-bit timespec (the
 // fallback for kernels before 5.1), which must both time out when told and
-// not before; and rt_sigprocmask, whose SIG_BLOCK and sigset size differ
-// on mips.
+// not before.
 
 import (
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// TestSigprocmask: rtSigprocmask blocks SIGURG on this thread alone (as
-// the kernel shows it in SigBlk), and puts the old mask back.
-func TestSigprocmask(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	blocked := func() uint64 {
-		t.Helper()
-		data, err := os.ReadFile("/proc/thread-self/status")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "SigBlk:"); ok {
-				m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-				if err != nil {
-					t.Fatalf("SigBlk %q: %v", v, err)
-				}
-				return m
-			}
-		}
-		t.Fatal("no SigBlk in /proc/thread-self/status")
-		return 0
-	}
-	urg := uint64(1) << (syscall.SIGURG - 1)
-	before := blocked()
-	if before&urg != 0 {
-		t.Fatalf("SIGURG blocked already: SigBlk %x", before)
-	}
-	var old sigset
-	if e := rtSigprocmask(sigBlock, &urgSet, &old); e != 0 {
-		t.Fatalf("rt_sigprocmask(SIG_BLOCK): %v", e)
-	}
-	// Under qemu-user, /proc shows the host's thread, and the host's
-	// number for SIGURG (23; mips's is 21).
-	if got := blocked(); got != before|urg && !(os.Getenv("BUS_TEST_EXEC_PREFIX") != "" && got == before|1<<22) {
-		t.Errorf("after SIG_BLOCK of SIGURG: SigBlk %x, want %x", got, before|urg)
-	}
-	if old[0] != uintptr(before) { // signals 1 to 32 or 64: the first word
-		t.Errorf("old mask %x, want %x", old[0], before)
-	}
-	if e := rtSigprocmask(sigSetmask, &old, nil); e != 0 {
-		t.Fatalf("rt_sigprocmask(SIG_SETMASK): %v", e)
-	}
-	if got := blocked(); got != before {
-		t.Errorf("after SIG_SETMASK of the old mask: SigBlk %x, want %x", got, before)
-	}
-}
 
 func TestSemtimedopTimes(t *testing.T) {
 	path := newBus(t)
