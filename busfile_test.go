@@ -518,7 +518,7 @@ func TestListenerAttachesReadOnly(t *testing.T) {
 		}
 		l.kill()
 	}
-	ref := startRefListener(t, path)
+	ref := startRefListener(t, path, 0)
 	if got := segmentPerms(t, strconv.Itoa(ref.cmd.Process.Pid), shm); got != "r--s" {
 		t.Errorf("reference listener maps the segment %q, want r--s", got)
 	}

@@ -145,14 +145,20 @@ func refBroadcast(b *Bus, msg []byte, wait time.Duration) error {
 	return refOp(b, semX, 1, semUndo, never)
 }
 
-// startRefListener runs a reference listener as a process of its own and
-// returns once it has joined.
-func startRefListener(t *testing.T, path string) *listener {
+// startRefListener runs a reference listener as a process of its own,
+// arming late by late (refLateEnv) if not 0, and returns once it has
+// joined.
+func startRefListener(t *testing.T, path string, late time.Duration) *listener {
 	t.Helper()
 	argv := append(strings.Fields(os.Getenv("BUS_TEST_EXEC_PREFIX")), testBinary())
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), refListenerEnv+"="+path)
-	return startReady(t, cmd, "reference listener")
+	what := "reference listener"
+	if late > 0 {
+		cmd.Env = append(cmd.Env, refLateEnv+"="+late.String())
+		what = "late " + what
+	}
+	return startReady(t, cmd, what)
 }
 
 // broadcastLoop broadcasts "0", "1", ... n-1 back to back from this
@@ -193,7 +199,7 @@ func TestReferenceListener(t *testing.T) {
 		n = 300
 	}
 	path := newBus(t)
-	ref := startRefListener(t, path)
+	ref := startRefListener(t, path, 0)
 	per := broadcastLoop(t, path, n)
 	expectSequence(t, ref, n)
 	checkIdle(t, path, 1)
@@ -210,10 +216,7 @@ func TestReferenceLateListener(t *testing.T) {
 		n = 50
 	}
 	path := newBus(t)
-	argv := append(strings.Fields(os.Getenv("BUS_TEST_EXEC_PREFIX")), testBinary())
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), refListenerEnv+"="+path, refLateEnv+"=20us")
-	ref := startReady(t, cmd, "late reference listener")
+	ref := startRefListener(t, path, 20*time.Microsecond)
 	per := broadcastLoop(t, path, n)
 	expectSequence(t, ref, n)
 	checkIdle(t, path, 1)
@@ -237,10 +240,7 @@ func TestReferenceDeadlock(t *testing.T) {
 	// Late by half the writer's patience: the writer's release, a few
 	// system calls after the listener gives W back, comes first, and the
 	// listener's arm comes before the writer gives up.
-	argv := append(strings.Fields(os.Getenv("BUS_TEST_EXEC_PREFIX")), testBinary())
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), refListenerEnv+"="+path, refLateEnv+"="+(stall/2).String())
-	ref := startReady(t, cmd, "late reference listener")
+	ref := startRefListener(t, path, stall/2)
 	// Once it is armed, the first message reaches it: a stall is R1 proper
 	// (a late arm after P(W)), not a join racing the first message.
 	id := semID(t, path)
